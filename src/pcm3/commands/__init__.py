@@ -1,0 +1,1 @@
+"""Sub-commands of the ``pcm3`` CLI, one module per group."""
