@@ -43,7 +43,7 @@ def test_arbitrary_classes_are_refused():
 def test_truncated_and_missing(tmp_path: Path):
     path = tmp_path / "t.pkl"
     path.write_bytes(pickle.dumps({"a": list(range(100))})[:20])
-    with pytest.raises(DataError, match="t.pkl: not a readable pickle"):
+    with pytest.raises(DataError, match=r"t\.pkl: not a readable pickle"):
         safe_load_pickle(path)
     with pytest.raises(DataError, match="file not found"):
         safe_load_pickle(tmp_path / "missing.pkl")

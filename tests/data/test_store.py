@@ -145,7 +145,7 @@ def test_open_errors(tmp_path: Path):
     store_dir = tmp_path / "s"
     write_store(store_dir, _converted())
     (store_dir / "splits.json").write_text("{not json")
-    with pytest.raises(DataError, match="splits.json: invalid JSON"):
+    with pytest.raises(DataError, match=r"splits\.json: invalid JSON"):
         open_store(store_dir)
 
 

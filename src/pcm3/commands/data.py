@@ -81,17 +81,21 @@ def convert(args: argparse.Namespace) -> int:
     steps = _parse_steps(args.preprocess)
     converted = read(args.src, args.format, options)
     layout = converted.layout
+    if "repair" in steps and any(s.confidence is not None for s in converted.samples):
+        steps = tuple(s for s in steps if s != "repair")  # repair moves frames, scores would not follow
+        print("note: null-frame repair skipped (the data carries per-joint confidence scores)")
     wrote = []
     if converted.sequences:
         seq_steps = tuple(s for s in steps if s != "repair")
         args.out.mkdir(parents=True, exist_ok=True)
         store = write_untrimmed(args.out / UNTRIMMED_DIR, converted, make_transform(layout, seq_steps),
-                                describe(layout, seq_steps))
+                                describe(layout, seq_steps, channels=converted.sequences[0].x.shape[0]))
         wrote.append(f"{len(store)} untrimmed sequences ({store.num_intervals} intervals) -> "
                      f"{args.out / UNTRIMMED_DIR}")
     if converted.samples:
         trimmed = write_trimmed(args.out, converted, WriteOptions(args.max_frames),
-                                make_transform(layout, steps), describe(layout, steps))
+                                make_transform(layout, steps),
+                                describe(layout, steps, channels=converted.samples[0].x.shape[0]))
         wrote.append(f"{len(trimmed)} samples, {trimmed.num_classes} classes -> {args.out}")
     if not wrote:
         raise Pcm3Error(f"{args.src}: the source produced neither samples nor sequences")
@@ -128,11 +132,11 @@ def store_summary(path: Path) -> dict[str, Any]:
         out.update(
             num_samples=len(store),
             unlabelled=int((labels < 0).sum()),
-            class_counts={n: int(c) for n, c in zip(store.class_names, counts)},
+            class_counts={n: int(c) for n, c in zip(store.class_names, counts, strict=True)},
             splits={name: len(store.split(name)) for name in store.split_names},
             max_length=store.max_length,
             length_stats=_stats(lengths),
-            bodies={str(k): int(v) for k, v in zip(*np.unique(bodies, return_counts=True))},
+            bodies={str(k): int(v) for k, v in zip(*np.unique(bodies, return_counts=True), strict=True)},
             channels=store.meta["channels"],
         )
         if (store.path / UNTRIMMED_DIR / "meta.json").exists():
@@ -188,7 +192,7 @@ def info(args: argparse.Namespace) -> int:
             f"samples      {summary['num_samples']} ({summary['unlabelled']} unlabelled), "
             f"T = {summary['max_length']}",
             f"lengths      min {ls['min']}, median {ls['median']:g}, mean {ls['mean']}, max {ls['max']}",
-            f"bodies       " + ", ".join(f"{k}: {v}" for k, v in summary["bodies"].items()),
+            "bodies       " + ", ".join(f"{k}: {v}" for k, v in summary["bodies"].items()),
             f"classes      {summary['num_classes']}",
         ]
         lines += [f"  {count:6d}  {name}" for name, count in summary["class_counts"].items()]

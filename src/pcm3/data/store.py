@@ -381,7 +381,12 @@ def write_trimmed(
             if conf is not None and samples[i].confidence is not None:
                 conf[i, : lengths[i]] = samples[i].confidence[: lengths[i]]
         if transform is not None:
-            chunk, lengths[start:stop] = transform(chunk, lengths[start:stop].copy())
+            try:
+                chunk, lengths[start:stop] = transform(chunk, lengths[start:stop].copy())
+            except DataError as exc:  # the transform names the row in the chunk
+                row = int(exc.sample) if (exc.sample or "").isdigit() else None
+                sample = samples[start + row].id if row is not None else exc.sample
+                raise DataError(exc.problem, path=out, sample=sample) from exc
         if not np.isfinite(chunk).all():
             bad = int(np.nonzero(~np.isfinite(chunk).reshape(len(chunk), -1).all(1))[0][0]) + start
             raise DataError("non-finite coordinates after pre-processing", path=out,
@@ -392,8 +397,8 @@ def write_trimmed(
     ids = [s.id for s in samples]
     bad_labels = labels[(labels < -1) | (labels >= max(len(converted.class_names), 0))]
     if converted.class_names and bad_labels.size:
-        raise DataError(f"labels {sorted(set(bad_labels.tolist()))[:5]} outside 0..{len(converted.class_names) - 1}",
-                        path=out)
+        shown = sorted(set(bad_labels.tolist()))[:5]
+        raise DataError(f"labels {shown} outside 0..{len(converted.class_names) - 1}", path=out)
     splits = _split_indices(converted.splits, ids, str(out))
     np.save(tmp / "lengths.npy", lengths)
     np.save(tmp / "labels.npy", labels)
