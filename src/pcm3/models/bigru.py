@@ -1,0 +1,192 @@
+"""The PCM3 / CMD GRU encoder (official ``moco/GRU.py::BIGRU``), run over whole sequences.
+
+The official code feeds a 3-layer ``nn.GRU(bidirectional=True)`` one frame at a time, so its
+"reverse" direction also runs forward in time. Per layer that is exactly two independent
+unidirectional GRUs over the whole sequence with their outputs concatenated, which is what
+the default (causal) variant computes, with one fused cuDNN/MKL call per GRU instead of a
+Python loop over frames. Official weights load unchanged (:mod:`pcm3.models.official`):
+``*_l{k}`` -> layer k GRU A, ``*_l{k}_reverse`` -> layer k GRU B.
+
+``bidirectional=True`` builds a true bidirectional GRU instead (not the official function):
+per-frame features then see the future, which turns masked prediction into in-filling.
+
+Input BatchNorm: its train-mode statistics are taken over all ``N*T`` frames, including
+padding frames past ``lengths`` if the caller passes padded sequences. The training engine
+always passes resized clips whose frames are all valid, so this only matters for callers
+that pass padded batches in train mode.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from pcm3.errors import ConfigError
+from pcm3.models.flatten import flatten_frames
+from pcm3.models.registry import register_backbone
+
+POOLINGS = ("last", "mean")
+
+
+class CausalGRUPair(nn.Module):
+    """One official "bidirectional" layer: two forward-in-time GRUs over the same input.
+
+    ``(N, T, input_size) -> (N, T, 2*hidden_size)``; frame t depends only on frames <= t.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.gru_a = nn.GRU(input_size, hidden_size, batch_first=True)
+        self.gru_b = nn.GRU(input_size, hidden_size, batch_first=True)
+
+    def forward(self, u: Tensor) -> Tensor:
+        return torch.cat((self.gru_a(u)[0], self.gru_b(u)[0]), dim=-1)
+
+
+def _check_lengths(lengths: Tensor, n: int, t: int) -> None:
+    """``lengths`` must be an integer ``(N,)`` tensor with values in ``1..T``."""
+    if lengths.shape != (n,) or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+        raise ConfigError(
+            f"lengths must be an integer tensor of shape ({n},), "
+            f"got {lengths.dtype} of shape {tuple(lengths.shape)}"
+        )
+    bad = (lengths < 1) | (lengths > t)
+    if bad.any():  # one host sync, only when lengths are given
+        i = int(bad.nonzero()[0, 0])
+        raise ConfigError(f"lengths[{i}] = {int(lengths[i])} is outside 1..{t} (T = {t})")
+
+
+@register_backbone("bigru")
+class BiGRUEncoder(nn.Module):
+    """Input BatchNorm + ``num_layers`` GRU layers over ``(N, C, T, V, M)`` skeletons.
+
+    Args:
+        num_joints, num_persons, in_channels: V, M, C of the input.
+        hidden_size: units per GRU direction (official 1024); ``feature_dim = 2*hidden_size``.
+        num_layers: GRU layers (official 3).
+        bidirectional: False = the official causal pair per layer; True = a true
+            bidirectional GRU (one fused multi-layer ``nn.GRU``; padded batches are packed).
+        pooling: sequence feature = output at the last valid frame (``"last"``, official) or
+            the mean over valid frames (``"mean"``).
+    """
+
+    def __init__(
+        self,
+        num_joints: int,
+        num_persons: int,
+        in_channels: int = 3,
+        hidden_size: int = 1024,
+        num_layers: int = 3,
+        bidirectional: bool = False,
+        pooling: str = "last",
+    ) -> None:
+        super().__init__()
+        for key, value in (("num_joints", num_joints), ("num_persons", num_persons),
+                           ("in_channels", in_channels), ("hidden_size", hidden_size),
+                           ("num_layers", num_layers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"bigru: {key} must be a positive integer, got {value!r}")
+        if pooling not in POOLINGS:
+            raise ConfigError(f"bigru: pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.num_joints, self.num_persons, self.in_channels = num_joints, num_persons, in_channels
+        self.num_features = num_joints * in_channels * num_persons
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.bidirectional, self.pooling = bool(bidirectional), pooling
+        self.feature_dim = 2 * hidden_size
+
+        self.input_norm = nn.BatchNorm1d(self.num_features)
+        if self.bidirectional:
+            self.gru = nn.GRU(self.num_features, hidden_size, num_layers=num_layers,
+                              batch_first=True, bidirectional=True)
+        else:
+            self.layers = nn.ModuleList(
+                CausalGRUPair(self.num_features if k == 0 else 2 * hidden_size, hidden_size)
+                for k in range(num_layers)
+            )
+        self.reset_gru_parameters()
+
+    def reset_gru_parameters(self) -> None:
+        """Official init: ``xavier_uniform_`` on every 2-D GRU weight; biases keep the default."""
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                if param.dim() == 2 and not name.startswith("input_norm."):
+                    nn.init.xavier_uniform_(param)
+
+    def _normalised_input(self, x: Tensor, input_prompt: Tensor | None) -> Tensor:
+        """``(N, C, T, V, M) -> (N, T, F)``: flatten, BatchNorm over N*T, add the input prompt."""
+        expected = (self.in_channels, self.num_joints, self.num_persons)
+        if x.dim() != 5 or (x.shape[1], x.shape[3], x.shape[4]) != expected:
+            raise ConfigError(
+                f"bigru: expected input (N, C={expected[0]}, T, V={expected[1]}, "
+                f"M={expected[2]}), got shape {tuple(x.shape)}"
+            )
+        if x.shape[2] < 1:
+            raise ConfigError("bigru: input has no frames (T = 0)")
+        u = self.input_norm(flatten_frames(x).transpose(1, 2)).transpose(1, 2)
+        if input_prompt is not None:
+            rows = input_prompt.numel() // self.num_features
+            if input_prompt.numel() % self.num_features or rows not in (1, x.shape[0]):
+                raise ConfigError(
+                    f"bigru: input_prompt must have shape (1, 1, {self.num_features}) or "
+                    f"(N={x.shape[0]}, 1, {self.num_features}), got shape {tuple(input_prompt.shape)}"
+                )
+            # after BN (official: before, where a train-mode BN cancels it); one prompt per sample
+            # lets views with different prompts share one encoder call
+            u = u + input_prompt.reshape(rows, 1, self.num_features)
+        return u
+
+    def forward_dense(
+        self, x: Tensor, lengths: Tensor | None = None, *, input_prompt: Tensor | None = None
+    ) -> Tensor:
+        """Per-frame features ``(N, T, feature_dim)``.
+
+        Causal variant: frame t depends only on frames <= t (and, in train mode, on the
+        batch statistics of the input BatchNorm); outputs at frames >= ``lengths`` are
+        meaningless. Bidirectional variant: with ``lengths``, sequences are packed so that
+        padding never reaches valid frames, and padded outputs are zero.
+        """
+        n, t = x.shape[0], x.shape[2]
+        if lengths is not None:
+            _check_lengths(lengths, n, t)
+        u = self._normalised_input(x, input_prompt)
+        if not self.bidirectional:
+            for layer in self.layers:
+                u = layer(u)
+            return u
+        if lengths is None:
+            return self.gru(u)[0]
+        packed = pack_padded_sequence(u, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=t)[0]
+
+    def pool(self, dense: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """``(N, T, D) -> (N, D)``: the frame ``lengths - 1`` or the mean over valid frames."""
+        if lengths is not None:
+            lengths = lengths.to(dense.device)
+        if self.pooling == "last":
+            if lengths is None:
+                return dense[:, -1]
+            index = (lengths - 1).to(torch.long).view(-1, 1, 1).expand(-1, 1, dense.shape[-1])
+            return dense.gather(1, index).squeeze(1)
+        if lengths is None:
+            return dense.mean(dim=1)
+        frames = torch.arange(dense.shape[1], device=dense.device)
+        valid = (frames.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
+        total = torch.where(valid, dense, torch.zeros((), dtype=dense.dtype, device=dense.device))
+        return total.sum(dim=1) / lengths.unsqueeze(1).to(dense.dtype)
+
+    def forward_features(
+        self, x: Tensor, lengths: Tensor | None = None, *, input_prompt: Tensor | None = None
+    ) -> Tensor:
+        """Sequence features ``(N, feature_dim)``; padding past ``lengths`` never reaches them
+        (in eval mode; in train mode it enters the input BatchNorm statistics)."""
+        return self.pool(self.forward_dense(x, lengths, input_prompt=input_prompt), lengths)
+
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, *, input_prompt: Tensor | None = None
+    ) -> Tensor:
+        return self.forward_features(x, lengths, input_prompt=input_prompt)
+
+    def extra_repr(self) -> str:
+        return (f"variant={'bidirectional' if self.bidirectional else 'causal'}, "
+                f"pooling={self.pooling!r}")
