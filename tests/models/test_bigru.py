@@ -185,7 +185,7 @@ def test_bad_arguments_and_inputs():
         ours(x, torch.tensor([5.0, 2.0]))
     with pytest.raises(ConfigError, match="integer tensor of shape"):
         ours(x, torch.tensor([5, 2, 1]))
-    with pytest.raises(ConfigError, match="input_prompt must have 48 values"):
+    with pytest.raises(ConfigError, match="input_prompt must have shape \\(1, 1, 48\\)"):
         ours(x, input_prompt=torch.zeros(1, 1, 47))
     with pytest.raises(ConfigError, match="pooling"):
         BiGRUEncoder(8, 2, pooling="max")
