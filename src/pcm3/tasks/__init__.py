@@ -1,0 +1,1 @@
+"""Downstream protocols, one file each, all consuming a frozen or trainable encoder."""
