@@ -1,0 +1,130 @@
+"""The pre-training configuration tree (``pcm3 pretrain --config CFG key=value ...``).
+
+Defaults are the paper's NTU settings (reference notes §5.1); configs in ``configs/`` only
+state what differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pcm3.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Encoder and heads. Widths at paper size; every one configurable."""
+
+    backbone: str = "bigru"
+    hidden_size: int = 1024
+    num_layers: int = 3
+    bidirectional: bool = False  # True = a real bidirectional GRU (not the official model)
+    pooling: Literal["last", "mean"] = "last"
+    projector_hidden: int = 2048
+    embed_dim: int = 128
+    neck_hidden: int = 512
+    decoder_hidden_size: int = 512
+    decoder_layers: int = 2
+    prompt_length: int = 128
+    input_prompts: bool = True  # per-view prompts, added after the input BatchNorm
+    task_prompts: bool = True  # contrastive / masked-prediction prompts at a random offset
+
+
+@dataclass
+class AugmentConfig:
+    """Views: temporal crop-resize, one spatial augmentation, mixing, body-part mask."""
+
+    view_frames: int = 64
+    crop_scale: tuple[float, float] = (0.1, 1.0)
+    crop_min_frames: int = 64  # official: a crop never shorter than 64 frames (or the clip)
+    corruption_prob_query: float = 0.5
+    corruption_prob_key: float = 0.5
+    mask_ratio: float = 0.6
+    mask_segment_frames: int = 8
+    mask_all_persons: bool = False  # official masks person 0 only
+    shared_randomness: bool = False  # official: one mask / mix draw per batch
+
+
+@dataclass
+class LossConfig:
+    """Loss terms and weights; a weight of 0 removes the term (and its computation)."""
+
+    temperature: float = 0.07
+    kl_student_temperature: float = 0.1
+    kl_teacher_temperature: float = 0.05
+    kl_topk: int | None = None
+    contrast: float = 1.0  # query <-> key InfoNCE
+    mix: float = 1.0  # mixed <-> mixed key
+    masked: float = 1.0  # masked view <-> key
+    reconstructed: float = 1.0  # reconstructed view <-> key
+    kl: float = 1.0  # relational distillation, summed over the four pairs
+    reconstruction: float = 40.0  # masked MSE
+    semantic_guidance: bool = True  # contrast gradients reach the decoder (stop-grad branch)
+
+
+@dataclass
+class MoCoConfig:
+    queue_size: int = 16384
+    momentum: float = 0.999
+    momentum_schedule: Literal["constant", "cosine"] = "constant"
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: Literal["step", "cosine", "constant"] = "step"
+    milestones: list[int] = field(default_factory=lambda: [351])  # epochs
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    clip_grad_norm: float | None = None
+
+
+@dataclass
+class PretrainConfig:
+    method: str = "pcm3"
+    data: str = "synthetic"  # store path or catalog name
+    split: str | None = None  # training split; None = the store's */train split or all samples
+    eval_split: str | None = None  # labelled split for the online 1-NN health signal
+    stream: Literal["joint", "motion", "bone"] = "joint"
+    seed: int = 42
+    epochs: int = 451
+    max_steps: int | None = None
+    batch_size: int = 128
+    drop_last: bool = True
+    num_workers: int = 0
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    compile: bool = False
+    deterministic: bool = False
+    device: str = "auto"
+    checkpoint_every: int = 0  # steps; 0 = at the end of every epoch only
+    keep_checkpoints: int = 3
+    log_every: int = 10  # steps
+    knn_every: int = 0  # epochs; 0 = only at the end
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    moco: MoCoConfig = field(default_factory=MoCoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def validate(self) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size,
+                    "model.hidden_size": self.model.hidden_size,
+                    "model.num_layers": self.model.num_layers,
+                    "moco.queue_size": self.moco.queue_size,
+                    "augment.view_frames": self.augment.view_frames}
+        for key, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"{key} must be at least 1, got {value}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be at least 1, got {self.max_steps}")
+        if not 0.0 <= self.moco.momentum < 1.0:
+            raise ConfigError(f"moco.momentum must be in [0, 1), got {self.moco.momentum}")
+        lo, hi = self.augment.crop_scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ConfigError(f"augment.crop_scale must satisfy 0 < lo <= hi <= 1, got {[lo, hi]}")
+        if self.model.task_prompts and self.model.prompt_length >= self.model.hidden_size:
+            raise ConfigError("model.prompt_length must be smaller than model.hidden_size")

@@ -1,0 +1,262 @@
+"""The one pre-training loop for every method.
+
+Single process, or ``torchrun --nproc-per-node N -m pcm3 pretrain ...`` (DDP: gloo on CPU,
+NCCL on CUDA). Seeds, AMP, gradient clipping, atomic checkpoints, auto-resume, metrics as
+JSON lines + TensorBoard, a progress bar, and an online 1-NN health signal.
+
+Determinism: the batch order depends on ``(seed, epoch)`` and every step's random views are
+drawn from a generator seeded with ``(seed, step, rank)``, so a run resumed from a checkpoint
+takes exactly the steps an uninterrupted run takes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from pcm3 import __version__
+from pcm3.config import to_dict
+from pcm3.data.store import SkeletonStore
+from pcm3.engine.batches import ClipBatches
+from pcm3.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from pcm3.engine.config import PretrainConfig
+from pcm3.engine.optim import build_optimizer, lr_at, set_lr
+from pcm3.engine.precision import autocast, grad_scaler
+from pcm3.errors import Pcm3Error
+
+
+class TrainingDiverged(Pcm3Error):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def step_generator(seed: int, step: int, rank: int, device: torch.device) -> torch.Generator:
+    """The generator for one step's random views (a pure function of seed, step and rank)."""
+    g = torch.Generator(device=device)
+    g.manual_seed((seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63 - 1))
+    return g
+
+
+class Trainer:
+    """Runs ``method`` on ``store`` as configured; writes everything into ``run_dir``.
+
+    ``on_step(step, losses)`` is an optional hook called after each optimiser step (tests use
+    it to interrupt a run).
+    """
+
+    def __init__(
+        self,
+        cfg: PretrainConfig,
+        method: torch.nn.Module,
+        store: SkeletonStore,
+        run_dir: Path,
+        device: torch.device,
+        rank: int = 0,
+        world_size: int = 1,
+        eval_stores: tuple[SkeletonStore, SkeletonStore] | None = None,
+        on_step: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.method = method
+        self.store = store
+        self.run_dir = Path(run_dir)
+        self.device = device
+        self.rank = rank
+        self.world_size = world_size
+        self.eval_stores = eval_stores
+        self.on_step = on_step
+        self.is_main = rank == 0
+        self.batches = ClipBatches(store, cfg.batch_size, seed=cfg.seed, drop_last=cfg.drop_last,
+                                   rank=rank, world_size=world_size)
+        if len(self.batches) == 0:
+            raise Pcm3Error(
+                f"{len(store)} training samples cannot fill one batch of {cfg.batch_size} per "
+                f"process ({world_size} processes): lower batch_size"
+            )
+        self.steps_per_epoch = len(self.batches)
+        total = cfg.epochs * self.steps_per_epoch
+        self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
+        self.optimizer = build_optimizer(method.parameters(), cfg.optim)
+        self.scaler = grad_scaler(device, cfg.precision)
+        self.model: torch.nn.Module = method
+        if world_size > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                method, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=getattr(method, "has_unused_parameters", True),
+            )
+        if cfg.compile:
+            self.model = torch.compile(self.model)  # type: ignore[assignment]
+        self.step = 0
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self._writer: Any = None
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        epoch, batch = divmod(self.step, self.steps_per_epoch)
+        return {
+            "model": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "queue": {k: v for k, v in self.method.state_dict().items() if "queue" in k},
+            "rng": {"torch": torch.get_rng_state()},
+            "step": self.step,
+            "epoch": epoch,
+            "batch_in_epoch": batch,
+            "config": to_dict(self.cfg),
+            "method": self.cfg.method,
+            "pcm3_version": __version__,
+            "data_fingerprint": self.store.fingerprint,
+            "layout": self.store.layout.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.method.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.step = int(state["step"])
+
+    def resume(self, path: Path | None = None) -> bool:
+        """Load ``path`` or the latest checkpoint of the run; False when there is none."""
+        path = path or latest_checkpoint(self.ckpt_dir)
+        if path is None:
+            return False
+        state = load_checkpoint(path, map_location=self.device)
+        if state.get("method") != self.cfg.method:
+            raise Pcm3Error(f"{path}: checkpoint of method {state.get('method')!r}, "
+                            f"config asks for {self.cfg.method!r}")
+        if state.get("layout") not in (None, self.store.layout.to_dict()):
+            raise Pcm3Error(f"{path}: checkpoint was trained on layout {state['layout']['name']!r}, "
+                            f"the store has layout {self.store.layout.name!r}")
+        self.load_state_dict(state)
+        self._log_text(f"resumed from {path} at step {self.step}")
+        return True
+
+    def save(self) -> None:
+        if self.is_main:
+            save_checkpoint(self.state_dict(), self.ckpt_dir, self.step, keep=self.cfg.keep_checkpoints)
+
+    # ------------------------------------------------------------------ logging
+    def _log_text(self, text: str) -> None:
+        if self.is_main:
+            with open(self.run_dir / "log.txt", "a") as fh:
+                fh.write(text + "\n")
+
+    def _log_metrics(self, row: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        for key, value in row.items():
+            if key not in ("step", "epoch") and isinstance(value, (int, float)):
+                self._writer.add_scalar(key, value, row["step"])
+
+    # ------------------------------------------------------------------ loop
+    def _train_step(self, x: torch.Tensor, lengths: torch.Tensor) -> dict[str, float]:
+        cfg = self.cfg
+        set_lr(self.optimizer, lr_at(self.step, self.steps_per_epoch, self.total_steps, cfg.optim))
+        progress = getattr(self.method, "set_progress", None)
+        if callable(progress):
+            progress(self.step, self.total_steps)
+        generator = step_generator(cfg.seed, self.step, self.rank, self.device)
+        with autocast(self.device, cfg.precision):
+            losses = self.model(x, lengths, generator)
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(
+                f"step {self.step}: loss term {bad[0]!r} is {values[bad[0]]} "
+                f"(terms: {', '.join(f'{k}={v:.4g}' for k, v in values.items())}); "
+                f"the last good checkpoint is kept in {self.ckpt_dir}"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["loss"]).backward()
+        if cfg.optim.clip_grad_norm:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.method.parameters(), cfg.optim.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        return values
+
+    def fit(self) -> dict[str, Any]:
+        """Train until ``epochs`` or ``max_steps``; returns the final summary."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.method.train()
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.is_main,
+                   desc="pretrain", dynamic_ncols=True, mininterval=1.0)
+        tick, seen = time.perf_counter(), 0
+        last: dict[str, float] = {}
+        while self.step < self.total_steps:
+            epoch, skip = divmod(self.step, self.steps_per_epoch)
+            for batch in self.batches.epoch(epoch, skip=skip):
+                batch = batch.to(self.device)
+                last = self._train_step(batch.x, batch.lengths)
+                seen += batch.x.shape[0] * self.world_size
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                    now = time.perf_counter()
+                    rate = seen / max(now - tick, 1e-9)
+                    tick, seen = now, 0
+                    row = {"step": self.step, "epoch": self.step / self.steps_per_epoch, **last,
+                           "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": rate}
+                    self._log_metrics(row)
+                    bar.set_postfix(loss=f"{last['loss']:.3f}", sps=f"{rate:.0f}")
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save()
+                if self.on_step is not None:
+                    self.on_step(self.step, last)
+                if self.step >= self.total_steps:
+                    break
+            end_of_epoch = self.step % self.steps_per_epoch == 0
+            if end_of_epoch and not cfg.checkpoint_every:
+                self.save()
+            done_epochs = self.step // self.steps_per_epoch
+            if end_of_epoch and cfg.knn_every and done_epochs % cfg.knn_every == 0:
+                self._online_knn()
+        bar.close()
+        self.save()
+        summary = {"step": self.step, "final_losses": last}
+        knn = self._online_knn()
+        if knn is not None:
+            summary["knn_top1"] = knn
+        if self.is_main:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        if self._writer is not None:
+            self._writer.close()
+        return summary
+
+    def _online_knn(self) -> float | None:
+        if self.eval_stores is None or not self.is_main:
+            return None
+        from pcm3.tasks.features import extract_features, knn_top1
+
+        gallery, query = self.eval_stores
+        encoder = self.method.feature_encoder()
+        frames = self.cfg.augment.view_frames
+        with autocast(self.device, self.cfg.precision):
+            fg = extract_features(encoder, gallery, self.device, frames, self.cfg.stream)
+            fq = extract_features(encoder, query, self.device, frames, self.cfg.stream)
+        self.method.train()
+        acc = knn_top1(fg, gallery.labels, fq, query.labels)
+        self._log_metrics({"step": self.step, "epoch": self.step / self.steps_per_epoch,
+                           "knn_top1": acc})
+        return acc
+
+
+def write_resolved_config(cfg: PretrainConfig, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,172 @@
+"""PCM3: prompted contrast with masked motion modelling (reference notes §2–§4).
+
+Per batch of raw clips ``(N, C, T, V, M)``: three random crop-resized views (query: crop +
+shear or joint corruption; key: the same kind; masked-prediction source: crop + shear), the
+body-part segment mask on view 3, the mixed view of view 1, then
+
+    q       = g(E(view1 + base) ⊕ cl)               positive: k
+    pc      = g(E(mixed + mix) ⊕ cl)                positive: mixed key kc
+    F       = E_dense(masked + mask)                 masked view, per-frame features
+    R       = DEC(neck(F ⊕ mp))                      reconstruction (40 × masked MSE)
+    mask_q  = g(F[last] ⊕ cl)                        positive: k
+    x̂       = R_cl ⊙ (1 − m) + view3 ⊙ m              R_cl = DEC(neck(stopgrad(F ⊕ mp)))
+    recon_q = g(E(x̂ + recons) ⊕ cl)                  positive: k
+    k       = g_k(E_k(view2 + base) ⊕ cl), EMA encoder, no gradient
+
+InfoNCE over the queue for the four pairs, relational KL for each (joint stream), masked
+MSE. Deviations from the official code (prompt placement, per-sample randomness, views
+sharing one encoder call) are listed in ``docs/fidelity.md``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from pcm3.augment.masking import body_part_segment_mask
+from pcm3.augment.mixing import mix_batch, mixed_key
+from pcm3.augment.spatial import shear, spatial_augment
+from pcm3.augment.temporal import temporal_crop_resize
+from pcm3.engine.config import PretrainConfig
+from pcm3.layouts import Layout
+from pcm3.losses import info_nce, masked_mse, relational_kl_from_embeddings
+from pcm3.methods.base import MomentumContrastMethod
+from pcm3.modalities import to_stream
+from pcm3.models.heads import GRUDecoder, MaskedPredictionNeck
+from pcm3.models.prompts import InputPrompts, TaskPrompt
+
+INPUT_PROMPTS = ("base", "mask", "recons", "mix")
+
+
+class PCM3(MomentumContrastMethod):
+    """The PCM3 objective for one stream (joint: with prompts and KL; motion / bone: without)."""
+
+    def __init__(self, cfg: PretrainConfig, layout: Layout, in_channels: int, num_persons: int) -> None:
+        super().__init__(cfg, layout, in_channels, num_persons)
+        m = cfg.model
+        joint = cfg.stream == "joint"  # official: motion and bone streams have no prompts, no KL
+        self.use_input_prompts = m.input_prompts and joint
+        self.use_task_prompts = m.task_prompts and joint
+        self.kl_weight = cfg.loss.kl if joint else 0.0
+        self.semantic_guidance = cfg.loss.semantic_guidance and joint
+        self.neck = MaskedPredictionNeck(self.feature_dim, m.neck_hidden, m.neck_hidden)
+        self.decoder = GRUDecoder(layout.num_joints, num_persons, in_channels, in_features=m.neck_hidden,
+                                  hidden_size=m.decoder_hidden_size, num_layers=m.decoder_layers)
+        half = self.feature_dim // 2
+        self.cl_prompt = TaskPrompt(half, m.prompt_length) if self.use_task_prompts else None
+        self.mp_prompt = TaskPrompt(half, m.prompt_length) if self.use_task_prompts else None
+        num_features = layout.num_joints * in_channels * num_persons
+        self.input_prompts = (InputPrompts(num_features, INPUT_PROMPTS)
+                              if self.use_input_prompts else None)
+
+    @property
+    def has_unused_parameters(self) -> bool:
+        """True when a zero loss weight leaves a branch (and its parameters) out (DDP needs it)."""
+        w = self.cfg.loss
+        return min(w.mix, w.masked, w.reconstructed, w.reconstruction) == 0
+
+    # ------------------------------------------------------------------ helpers
+    def eval_input_prompt(self) -> Tensor | None:
+        return self.input_prompts["base"] if self.input_prompts is not None else None
+
+    def _prompt_rows(self, names: list[str], n: int) -> Tensor | None:
+        """``(len(names) * n, 1, F)``: each view's input prompt repeated for its n samples."""
+        if self.input_prompts is None:
+            return None
+        return torch.cat([self.input_prompts[name].expand(n, -1, -1) for name in names])
+
+    def _embed(self, features: Tensor, generator: torch.Generator, key: bool = False) -> Tensor:
+        """``(B, D)`` features -> L2-normalised ``(B, embed_dim)`` (task prompt, projector)."""
+        if self.cl_prompt is not None:
+            features = self.cl_prompt(features, self.cl_prompt.random_offsets(
+                features.shape[0], generator, features.device))
+        projector = self.key_projector if key else self.projector
+        return F.normalize(projector(features), dim=1)
+
+    def make_views(self, x: Tensor, lengths: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
+        """The raw views of one batch, in the stream's modality: query, key, source, mask, mixed."""
+        a, layout = self.cfg.augment, self.layout
+        crops = [temporal_crop_resize(x, lengths, generator, a.view_frames, a.crop_scale, a.crop_min_frames)
+                 for _ in range(3)]
+        query = spatial_augment(crops[0], layout, generator, a.corruption_prob_query)
+        key = spatial_augment(crops[1], layout, generator, a.corruption_prob_key)
+        source = shear(crops[2], generator)  # official p = -1: always shear, never corruption
+        views = {name: to_stream(v, self.cfg.stream, layout)
+                 for name, v in (("query", query), ("key", key), ("source", source))}
+        views["mask"] = body_part_segment_mask(
+            x.shape[0], a.view_frames, layout, self.num_persons, generator, ratio=a.mask_ratio,
+            segment_frames=a.mask_segment_frames, mask_persons=None if a.mask_all_persons else (0,),
+            shared=a.shared_randomness, device=x.device, dtype=views["query"].dtype,
+        )
+        views["mixed"], views["partner"], views["lam"] = mix_batch(
+            views["query"], layout, generator, shared=a.shared_randomness)
+        return views
+
+    # ------------------------------------------------------------------ objective
+    def forward(self, x: Tensor, lengths: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
+        """Named losses for one batch (``"loss"`` = the weighted total)."""
+        w = self.cfg.loss
+        n = x.shape[0]
+        v = self.make_views(x, lengths, generator)
+        masked_input = v["source"] * v["mask"]
+        need_mask_branch = (w.reconstruction > 0 or w.masked > 0 or w.reconstructed > 0)
+        need_mix = w.mix > 0
+
+        # keys: EMA update first, then the key view through the momentum encoder
+        self.update_key_encoder()
+        with torch.no_grad():
+            base = self._prompt_rows(["base"], n)
+            k = self._embed(self.key_encoder.forward_features(v["key"], input_prompt=base), generator,
+                            key=True)
+        queue = self.queue.snapshot()
+
+        # one encoder call for every view that does not depend on the decoder
+        names, inputs = ["base"], [v["query"]]
+        if need_mix:
+            names.append("mix")
+            inputs.append(v["mixed"])
+        if need_mask_branch:
+            names.append("mask")
+            inputs.append(masked_input)
+        dense = self.encoder.forward_dense(torch.cat(inputs), input_prompt=self._prompt_rows(names, n))
+        pooled = self.encoder.pool(dense).split(n)
+        embeddings = self._embed(torch.cat(pooled), generator).split(n)
+        pairs = {"contrast": (embeddings[0], k)}
+        if need_mix:
+            pairs["mix"] = (embeddings[1], mixed_key(k, v["partner"], v["lam"]))
+
+        losses: dict[str, Tensor] = {}
+        if need_mask_branch:
+            masked_dense = dense[-n:]
+            pairs["masked"] = (embeddings[-1], k)
+            if self.mp_prompt is not None:
+                masked_dense = self.mp_prompt(masked_dense, self.mp_prompt.random_offsets(
+                    n, generator, masked_dense.device))
+            recon = self.decoder(self.neck(masked_dense))
+            if w.reconstruction > 0:
+                losses["reconstruction"] = masked_mse(recon, v["source"], v["mask"])
+            if w.reconstructed > 0:
+                if self.semantic_guidance:  # contrast gradients train neck + decoder, not the encoder
+                    recon_cl = self.decoder(self.neck(masked_dense.detach()))
+                else:
+                    recon_cl = recon.detach()
+                filled = recon_cl * (1 - v["mask"]) + masked_input
+                prompt = self._prompt_rows(["recons"], n)
+                recon_feat = self.encoder.forward_features(filled, input_prompt=prompt)
+                pairs["reconstructed"] = (self._embed(recon_feat, generator), k)
+
+        for name, (student, teacher) in pairs.items():
+            losses[name] = info_nce(student, teacher, queue, w.temperature)
+        if self.kl_weight > 0:
+            losses["kl"] = sum(
+                relational_kl_from_embeddings(s, t, queue, w.kl_student_temperature,
+                                              w.kl_teacher_temperature, w.kl_topk)
+                for s, t in pairs.values()
+            )
+        weights = {"contrast": w.contrast, "mix": w.mix, "masked": w.masked,
+                   "reconstructed": w.reconstructed, "kl": self.kl_weight,
+                   "reconstruction": w.reconstruction}
+        losses["loss"] = sum(weights[name] * value for name, value in losses.items())
+        self.queue.enqueue(k)
+        return losses
