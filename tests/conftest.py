@@ -11,18 +11,39 @@ import pytest
 from pcm3.data import Converted, Sample, write_store
 from pcm3.layouts import layout_from_dict
 
-HANDS8 = layout_from_dict({
-    "name": "hands8",
-    "joints": ["l_shoulder", "l_elbow", "l_wrist", "l_hand", "r_shoulder", "r_elbow", "r_wrist", "r_hand"],
-    "parents": [0, 0, 1, 2, 0, 4, 5, 6],
-    "parts": {"left_arm": [0, 1, 2, 3], "right_arm": [4, 5, 6, 7]},
-})
+HANDS8 = layout_from_dict(
+    {
+        "name": "hands8",
+        "joints": [
+            "l_shoulder",
+            "l_elbow",
+            "l_wrist",
+            "l_hand",
+            "r_shoulder",
+            "r_elbow",
+            "r_wrist",
+            "r_hand",
+        ],
+        "parents": [0, 0, 1, 2, 0, 4, 5, 6],
+        "parts": {"left_arm": [0, 1, 2, 3], "right_arm": [4, 5, 6, 7]},
+    }
+)
 
 TINY_MODEL = [
-    "model.hidden_size=16", "model.num_layers=2", "model.projector_hidden=32", "model.embed_dim=8",
-    "model.neck_hidden=16", "model.decoder_hidden_size=16", "model.prompt_length=4",
-    "moco.queue_size=32", "augment.view_frames=16", "augment.crop_min_frames=8",
-    "augment.mask_segment_frames=4", "batch_size=8", "epochs=2", "log_every=1",
+    "model.hidden_size=16",
+    "model.num_layers=2",
+    "model.projector_hidden=32",
+    "model.embed_dim=8",
+    "model.neck_hidden=16",
+    "model.decoder_hidden_size=16",
+    "model.prompt_length=4",
+    "moco.queue_size=32",
+    "augment.view_frames=16",
+    "augment.crop_min_frames=8",
+    "augment.mask_segment_frames=4",
+    "batch_size=8",
+    "epochs=2",
+    "log_every=1",
 ]
 
 
@@ -38,8 +59,12 @@ def make_tiny_converted(n: int = 24, seed: int = 0) -> Converted:
         x[1, :, :, 0] += np.sin(phase)[:, None].astype(np.float32)
         samples.append(Sample(f"clip{i:03d}", x, label))
     ids = [s.id for s in samples]
-    return Converted(layout=HANDS8, class_names=["slow", "medium", "fast"], samples=samples,
-                     splits={"xsub/train": ids[: 2 * n // 3], "xsub/val": ids[2 * n // 3 :]})
+    return Converted(
+        layout=HANDS8,
+        class_names=["slow", "medium", "fast"],
+        samples=samples,
+        splits={"xsub/train": ids[: 2 * n // 3], "xsub/val": ids[2 * n // 3 :]},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,9 @@ def test_every_config_loads(path):
     assert cfg.method == "pcm3"
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if "ntu" in p.stem or "pku" in p.stem],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", [p for p in CONFIGS if "ntu" in p.stem or "pku" in p.stem], ids=lambda p: p.stem
+)
 def test_paper_configs_have_the_paper_settings(path):
     cfg = load_config(PretrainConfig, path)
     assert (cfg.batch_size, cfg.optim.lr, cfg.optim.weight_decay, cfg.epochs) == (128, 0.02, 1e-4, 451)

@@ -27,8 +27,14 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, port: int, store_path: str, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      LOCAL_RANK=str(rank), WORLD_SIZE="2", GLOO_SOCKET_IFNAME="lo")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+        GLOO_SOCKET_IFNAME="lo",
+    )
     torch.set_num_threads(1)
     rank, world, device = distributed.init_distributed_from_env(backend="gloo")
     try:
@@ -37,12 +43,22 @@ def _worker(rank: int, port: int, store_path: str, out: str) -> None:
         torch.manual_seed(cfg.seed)
         method = build_method(cfg, store.layout, 3, 2)
         seen = []
-        trainer = Trainer(cfg, method, store, Path(out) / "run", device, rank, world,
-                          on_step=lambda step, _: seen.append(step))
+        trainer = Trainer(
+            cfg,
+            method,
+            store,
+            Path(out) / "run",
+            device,
+            rank,
+            world,
+            on_step=lambda step, _: seen.append(step),
+        )
         first_batch = next(trainer.batches.epoch(0)).index
         trainer.fit()
-        torch.save({"state": method.state_dict(), "first_batch": first_batch, "steps": seen},
-                   Path(out) / f"rank{rank}.pt")
+        torch.save(
+            {"state": method.state_dict(), "first_batch": first_batch, "steps": seen},
+            Path(out) / f"rank{rank}.pt",
+        )
     finally:
         distributed.cleanup()
 

@@ -57,8 +57,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_store_path, tmp_path):
         if step == 3:
             raise Interrupt
 
-    broken = _trainer(tiny_store_path, tmp_path / "cut", "max_steps=5", "checkpoint_every=2",
-                      on_step=crash)
+    broken = _trainer(tiny_store_path, tmp_path / "cut", "max_steps=5", "checkpoint_every=2", on_step=crash)
     with pytest.raises(Interrupt):
         broken.fit()
     resumed = _trainer(tiny_store_path, tmp_path / "cut", "max_steps=5", "checkpoint_every=2")

@@ -41,8 +41,14 @@ def test_all_terms_finite_and_total_is_weighted_sum(layout, persons):
     assert set(losses) == {*ALL_TERMS, "loss"}
     assert all(torch.isfinite(v) for v in losses.values())
     w = method.cfg.loss
-    expected = (losses["contrast"] + losses["mix"] + losses["masked"] + losses["reconstructed"]
-                + losses["kl"] + w.reconstruction * losses["reconstruction"])
+    expected = (
+        losses["contrast"]
+        + losses["mix"]
+        + losses["masked"]
+        + losses["reconstructed"]
+        + losses["kl"]
+        + w.reconstruction * losses["reconstruction"]
+    )
     torch.testing.assert_close(losses["loss"], expected)
 
 
@@ -76,8 +82,9 @@ def test_semantic_guidance_routes_contrast_gradients_into_the_decoder(guidance):
 
 
 def test_zero_weights_remove_terms():
-    method = _method("loss.mix=0", "loss.kl=0", "loss.reconstruction=0", "loss.masked=0",
-                     "loss.reconstructed=0")
+    method = _method(
+        "loss.mix=0", "loss.kl=0", "loss.reconstruction=0", "loss.masked=0", "loss.reconstructed=0"
+    )
     losses = method(*_batch(), torch.Generator().manual_seed(0))
     assert set(losses) == {"contrast", "loss"}
 
