@@ -67,6 +67,17 @@ def make_tiny_converted(n: int = 24, seed: int = 0) -> Converted:
     )
 
 
+@pytest.fixture
+def spawnable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make test modules importable by name in processes started with ``spawn``.
+
+    pytest imports tests with ``--import-mode=importlib`` (no sys.path change); spawned
+    workers unpickle their target by module name (``tests.engine.test_ddp``), so the repo
+    root must be on their path.
+    """
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+
+
 @pytest.fixture(scope="session")
 def tiny_store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("stores") / "tiny"

@@ -70,7 +70,7 @@ def worker(rank: int, port: int, out_dir: str) -> None:
         distributed.cleanup()
 
 
-def test_two_gloo_processes_keep_queues_in_sync(tmp_path):
+def test_two_gloo_processes_keep_queues_in_sync(tmp_path, spawnable):
     mp.spawn(worker, args=(free_loopback_port(), str(tmp_path)), nprocs=WORLD, join=True)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 

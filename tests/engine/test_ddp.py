@@ -63,9 +63,7 @@ def _worker(rank: int, port: int, store_path: str, out: str) -> None:
         distributed.cleanup()
 
 
-def test_two_ranks_stay_in_sync(tiny_store_path, tmp_path, monkeypatch):
-    # spawned workers import this module by name: make the repo root importable for them
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+def test_two_ranks_stay_in_sync(tiny_store_path, tmp_path, spawnable):
     mp.spawn(_worker, args=(_free_port(), str(tiny_store_path), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
     assert r0["steps"] == r1["steps"] == [1, 2, 3]
