@@ -111,20 +111,56 @@ def _load_array(path: Path, mmap: bool = False) -> np.ndarray:
         raise DataError(f"cannot read array: {exc}", path=path) from exc
 
 
-class SkeletonStore:
+class _Store:
+    """What trimmed and untrimmed stores share: metadata, layout, class names, named splits."""
+
+    kind = ""
+
+    def _open(self, path: str | Path, name: str) -> None:
+        self.path = Path(path)
+        self.meta: dict[str, Any] = _read_json(self.path / "meta.json")
+        if self.meta.get("kind") != self.kind:
+            raise DataError(f"not a {self.kind} store (kind={self.meta.get('kind')!r})", path=self.path)
+        self.layout: Layout = layout_from_dict(self.meta["layout"], source=str(self.path))
+        self.class_names: list[str] = list(self.meta["class_names"])
+        self.fingerprint: str = self.meta["fingerprint"]
+        self.split_name = name
+        self._all_splits: dict[str, np.ndarray] = {
+            k: np.asarray(v, dtype=np.int64) for k, v in _read_json(self.path / "splits.json").items()
+        }
+        self.indices = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, split={self.split_name!r}, n={len(self)})"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def split_names(self) -> list[str]:
+        return sorted(self._all_splits)
+
+    def split(self, name: str):  # -> the same store type
+        """The members of split ``name`` (e.g. ``"xsub/train"``), as a store of the same kind."""
+        if name not in self._all_splits:
+            raise DataError(f"no split {name!r}; splits: {self.split_names}", path=self.path)
+        members = self._all_splits[name]
+        if self.split_name != "all":
+            members = np.intersect1d(members, self.indices)
+        return type(self)(self.path, members, name=name)
+
+
+class SkeletonStore(_Store):
     """A trimmed store, or a split of one (same API; arrays are views, never copies)."""
 
     kind = "trimmed"
 
     def __init__(self, path: str | Path, indices: np.ndarray | None = None, name: str = "all"):
-        self.path = Path(path)
-        self.meta: dict[str, Any] = _read_json(self.path / "meta.json")
-        if self.meta.get("kind") != "trimmed":
-            raise DataError(f"not a trimmed store (kind={self.meta.get('kind')!r})", path=self.path)
-        self.layout: Layout = layout_from_dict(self.meta["layout"], source=str(self.path))
-        self.class_names: list[str] = list(self.meta["class_names"])
-        self.fingerprint: str = self.meta["fingerprint"]
-        self.split_name = name
+        self._open(path, name)
         full_x = _load_array(self.path / "x.npy", mmap=True)
         full_lengths = _load_array(self.path / "lengths.npy")
         full_labels = _load_array(self.path / "labels.npy")
@@ -134,9 +170,6 @@ class SkeletonStore:
         n = full_x.shape[0]
         if not (len(full_lengths) == len(full_labels) == len(full_ids) == n):
             raise DataError("x, lengths, labels and ids disagree on the sample count", path=self.path)
-        self._all_splits: dict[str, np.ndarray] = {
-            k: np.asarray(v, dtype=np.int64) for k, v in _read_json(self.path / "splits.json").items()
-        }
         if indices is None:
             self.indices = np.arange(n)
             self.x: np.ndarray | LazyRows = full_x
@@ -149,87 +182,32 @@ class SkeletonStore:
         self.labels: np.ndarray = full_labels[self.indices]
         self.ids: np.ndarray = full_ids[self.indices]
 
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __repr__(self) -> str:
-        return f"SkeletonStore({str(self.path)!r}, split={self.split_name!r}, n={len(self)})"
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def split_names(self) -> list[str]:
-        return sorted(self._all_splits)
-
     @property
     def max_length(self) -> int:
         return int(self.meta["shape"][2])
-
-    def split(self, name: str) -> SkeletonStore:
-        """The samples of split ``name`` (e.g. ``"xsub/train"``), as a store of the same kind."""
-        if name not in self._all_splits:
-            raise DataError(f"no split {name!r}; splits: {self.split_names}", path=self.path)
-        members = self._all_splits[name]
-        if self.split_name != "all":
-            members = np.intersect1d(members, self.indices)
-        return SkeletonStore(self.path, members, name=name)
 
     def sample(self, i: int) -> np.ndarray:
         """Sample ``i`` cut to its valid length: ``(C, T_i, V, M)``."""
         return np.asarray(self.x[i])[:, : int(self.lengths[i])]
 
 
-class UntrimmedStore:
+class UntrimmedStore(_Store):
     """An untrimmed store: whole recordings with their action intervals."""
 
     kind = "untrimmed"
 
     def __init__(self, path: str | Path, indices: np.ndarray | None = None, name: str = "all"):
-        self.path = Path(path)
-        self.meta: dict[str, Any] = _read_json(self.path / "meta.json")
-        if self.meta.get("kind") != "untrimmed":
-            raise DataError(f"not an untrimmed store (kind={self.meta.get('kind')!r})", path=self.path)
-        self.layout = layout_from_dict(self.meta["layout"], source=str(self.path))
-        self.class_names: list[str] = list(self.meta["class_names"])
-        self.fingerprint: str = self.meta["fingerprint"]
-        self.split_name = name
+        self._open(path, name)
         self.frames = _load_array(self.path / "x.npy", mmap=True)
         self.offsets = _load_array(self.path / "offsets.npy")
         self._intervals = _load_array(self.path / "intervals.npy").reshape(-1, 4)
         all_ids = np.asarray(_read_json(self.path / "ids.json"), dtype=str)
-        self._all_splits = {
-            k: np.asarray(v, dtype=np.int64) for k, v in _read_json(self.path / "splits.json").items()
-        }
         self.indices = np.arange(len(all_ids)) if indices is None else np.asarray(indices, np.int64)
         self.ids = all_ids[self.indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __repr__(self) -> str:
-        return f"UntrimmedStore({str(self.path)!r}, split={self.split_name!r}, n={len(self)})"
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def split_names(self) -> list[str]:
-        return sorted(self._all_splits)
 
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)[self.indices]
-
-    def split(self, name: str) -> UntrimmedStore:
-        if name not in self._all_splits:
-            raise DataError(f"no split {name!r}; splits: {self.split_names}", path=self.path)
-        members = self._all_splits[name]
-        if self.split_name != "all":
-            members = np.intersect1d(members, self.indices)
-        return UntrimmedStore(self.path, members, name=name)
 
     def sequence(self, i: int) -> np.ndarray:
         """Recording ``i`` of this view: ``(C, T_i, V, M)`` (read from the memory map)."""

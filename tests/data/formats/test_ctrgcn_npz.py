@@ -6,27 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from pcm3.data.formats import read
 from pcm3.data.formats.base import ReadOptions
 from pcm3.data.formats.ctrgcn_npz import npz_arrays
 from pcm3.errors import DataError
 
-TINY8 = {
-    "name": "tiny8",
-    "joints": ["hip", "spine", "neck", "head", "l_arm", "l_hand", "r_arm", "r_hand"],
-    "parents": ["hip", "hip", "spine", "neck", "neck", "l_arm", "neck", "r_arm"],
-    "parts": {"trunk": ["hip", "spine", "neck", "head"], "arms": [4, 5, 6, 7]},
-}
-
-
-def layout_option(tmp_path: Path, name: str) -> tuple[str, int]:
-    if name == "tiny8":
-        path = tmp_path / "tiny8.yaml"
-        path.write_text(yaml.safe_dump(TINY8))
-        return str(path), 8
-    return name, 25
+from .layouts_for_tests import layout_option
 
 
 def flat_clips(rng: np.random.Generator, lengths, t: int, v: int, m: int) -> np.ndarray:

@@ -8,32 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from pcm3.data.formats import read
 from pcm3.data.formats import stgcn_npy as stgcn
 from pcm3.data.formats.base import ReadOptions
 from pcm3.errors import DataError
 
+from .layouts_for_tests import layout_option
+
 SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 PADDLE_EXAMPLE = (SHARED_DATA / "ntu_rgbd_samples" / "preprocessed"
                   / "paddlevideo_example_ntu_CTVM.npy")
 
-TINY8 = {
-    "name": "tiny8",
-    "joints": ["hip", "spine", "neck", "head", "l_arm", "l_hand", "r_arm", "r_hand"],
-    "parents": ["hip", "hip", "spine", "neck", "neck", "l_arm", "neck", "r_arm"],
-    "parts": {"trunk": ["hip", "spine", "neck", "head"], "arms": [4, 5, 6, 7]},
-}
-
-
-def layout_option(tmp_path: Path, name: str) -> tuple[str, int]:
-    """``(ReadOptions.layout value, joints)`` for a built-in name or the tiny custom layout."""
-    if name == "tiny8":
-        path = tmp_path / "tiny8.yaml"
-        path.write_text(yaml.safe_dump(TINY8))
-        return str(path), 8
-    return name, 25
 
 
 def write_split(folder: Path, split: str, x: np.ndarray, names, labels, num_frame=None) -> None:
