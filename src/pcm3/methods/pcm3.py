@@ -30,7 +30,7 @@ from pcm3.augment.spatial import shear, spatial_augment
 from pcm3.augment.temporal import temporal_crop_resize
 from pcm3.engine.config import PretrainConfig
 from pcm3.layouts import Layout
-from pcm3.losses import info_nce, masked_mse, relational_kl_from_embeddings
+from pcm3.losses import masked_mse, relational_kl
 from pcm3.methods.base import MomentumContrastMethod
 from pcm3.modalities import to_stream
 from pcm3.models.heads import GRUDecoder, MaskedPredictionNeck
@@ -83,6 +83,37 @@ class PCM3(MomentumContrastMethod):
                 features.shape[0], generator, features.device))
         projector = self.key_projector if key else self.projector
         return F.normalize(projector(features), dim=1)
+
+    def _contrastive_losses(
+        self, pairs: dict[str, tuple[Tensor, Tensor]], queue: Tensor
+    ) -> dict[str, Tensor]:
+        """InfoNCE of every (student, teacher) pair and, for the joint stream, the relational KL
+        summed over the pairs: the values of ``pcm3.losses.info_nce`` and
+        ``relational_kl_from_embeddings`` per pair, with one queue product for all students
+        (shared by both losses) and one per distinct teacher. Full precision, as in ``pcm3.losses``.
+        """
+        w = self.cfg.loss
+        n = next(iter(pairs.values()))[0].shape[0]
+        with torch.autocast(device_type=queue.device.type, enabled=False):
+            students = torch.cat([s for s, _ in pairs.values()])  # (P*N, D)
+            dtype = torch.promote_types(students.dtype, torch.float32)  # bf16 -> fp32, fp64 stays
+            students, queue = students.to(dtype), queue.to(dtype)
+            teachers = [t.to(dtype) for _, t in pairs.values()]
+            similarities = students @ queue.T  # (P*N, K)
+            positive = (students * torch.cat(teachers)).sum(dim=1, keepdim=True)
+            logits = torch.cat((positive, similarities), dim=1) / w.temperature
+            target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+            per_pair = F.cross_entropy(logits, target, reduction="none").view(len(pairs), n).mean(dim=1)
+            losses = dict(zip(pairs, per_pair.unbind(), strict=True))
+            if self.kl_weight > 0:
+                with torch.no_grad():
+                    distinct = {id(t): t for t in teachers}
+                    teacher_sims = {key: t @ queue.T for key, t in distinct.items()}
+                    teacher = torch.cat([teacher_sims[id(t)] for t in teachers])
+                # batchmean over all P*N rows, times P = the sum of the per-pair batchmeans
+                losses["kl"] = len(pairs) * relational_kl(
+                    similarities, teacher, w.kl_student_temperature, w.kl_teacher_temperature, w.kl_topk)
+        return losses
 
     def make_views(self, x: Tensor, lengths: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         """The raw views of one batch, in the stream's modality: query, key, source, mask, mixed."""
@@ -143,27 +174,24 @@ class PCM3(MomentumContrastMethod):
             if self.mp_prompt is not None:
                 masked_dense = self.mp_prompt(masked_dense, self.mp_prompt.random_offsets(
                     n, generator, masked_dense.device))
-            recon = self.decoder(self.neck(masked_dense))
+            neck = self.neck(masked_dense)
+            # semantic guidance: contrast gradients train neck + decoder, not the encoder (a second
+            # pass on stop-gradient features)
+            guided = w.reconstructed > 0 and self.semantic_guidance
+            if guided and w.reconstruction > 0:  # both decoder passes in one call (per-sample GRU)
+                recon, recon_cl = self.decoder(torch.cat((neck, self.neck(masked_dense.detach())))).split(n)
+            else:
+                recon = self.decoder(neck)
+                recon_cl = self.decoder(self.neck(masked_dense.detach())) if guided else recon.detach()
             if w.reconstruction > 0:
                 losses["reconstruction"] = masked_mse(recon, v["source"], v["mask"])
             if w.reconstructed > 0:
-                if self.semantic_guidance:  # contrast gradients train neck + decoder, not the encoder
-                    recon_cl = self.decoder(self.neck(masked_dense.detach()))
-                else:
-                    recon_cl = recon.detach()
                 filled = recon_cl * (1 - v["mask"]) + masked_input
                 prompt = self._prompt_rows(["recons"], n)
                 recon_feat = self.encoder.forward_features(filled, input_prompt=prompt)
                 pairs["reconstructed"] = (self._embed(recon_feat, generator), k)
 
-        for name, (student, teacher) in pairs.items():
-            losses[name] = info_nce(student, teacher, queue, w.temperature)
-        if self.kl_weight > 0:
-            losses["kl"] = sum(
-                relational_kl_from_embeddings(s, t, queue, w.kl_student_temperature,
-                                              w.kl_teacher_temperature, w.kl_topk)
-                for s, t in pairs.values()
-            )
+        losses.update(self._contrastive_losses(pairs, queue))
         weights = {"contrast": w.contrast, "mix": w.mix, "masked": w.masked,
                    "reconstructed": w.reconstructed, "kl": self.kl_weight,
                    "reconstruction": w.reconstruction}

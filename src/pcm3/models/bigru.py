@@ -33,15 +33,25 @@ class CausalGRUPair(nn.Module):
     """One official "bidirectional" layer: two forward-in-time GRUs over the same input.
 
     ``(N, T, input_size) -> (N, T, 2*hidden_size)``; frame t depends only on frames <= t.
+
+    The GRUs run time-major on contiguous ``(T, N, ...)`` tensors (:meth:`forward_time_major`;
+    a stack of layers transposes only at its ends). A batch-first GRU works on a transposed view
+    instead, which on the CPU costs a copy of the input per call, and with frozen weights (the key
+    encoder) a batched matmul against T materialised copies of the input weights.
     """
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
-        self.gru_a = nn.GRU(input_size, hidden_size, batch_first=True)
-        self.gru_b = nn.GRU(input_size, hidden_size, batch_first=True)
+        self.gru_a = nn.GRU(input_size, hidden_size)
+        self.gru_b = nn.GRU(input_size, hidden_size)
+
+    def forward_time_major(self, u: Tensor) -> Tensor:
+        """``(T, N, input_size) -> (T, N, 2*hidden_size)``."""
+        u = u.contiguous()
+        return torch.cat((self.gru_a(u)[0], self.gru_b(u)[0]), dim=-1)
 
     def forward(self, u: Tensor) -> Tensor:
-        return torch.cat((self.gru_a(u)[0], self.gru_b(u)[0]), dim=-1)
+        return self.forward_time_major(u.transpose(0, 1)).transpose(0, 1)
 
 
 def _check_lengths(lengths: Tensor, n: int, t: int) -> None:
@@ -139,7 +149,8 @@ class BiGRUEncoder(nn.Module):
     def forward_dense(
         self, x: Tensor, lengths: Tensor | None = None, *, input_prompt: Tensor | None = None
     ) -> Tensor:
-        """Per-frame features ``(N, T, feature_dim)``.
+        """Per-frame features ``(N, T, feature_dim)`` (possibly a non-contiguous view: use
+        ``reshape``, not ``view``).
 
         Causal variant: frame t depends only on frames <= t (and, in train mode, on the
         batch statistics of the input BatchNorm); outputs at frames >= ``lengths`` are
@@ -151,9 +162,10 @@ class BiGRUEncoder(nn.Module):
             _check_lengths(lengths, n, t)
         u = self._normalised_input(x, input_prompt)
         if not self.bidirectional:
+            u = u.transpose(0, 1)
             for layer in self.layers:
-                u = layer(u)
-            return u
+                u = layer.forward_time_major(u)
+            return u.transpose(0, 1)  # a view of time-major memory; dense[:, -1] is contiguous
         if lengths is None:
             return self.gru(u)[0]
         packed = pack_padded_sequence(u, lengths.cpu(), batch_first=True, enforce_sorted=False)

@@ -1,0 +1,299 @@
+"""Speed of one PCM3 pre-training step: our method vs the official formulation, on this machine.
+
+    .venv/bin/python benchmarks/pretrain_speed.py --sizes paper,cpu --iters 3 --write benchmarks/README.md
+    .venv/bin/python benchmarks/pretrain_speed.py --sizes tiny --iters 1          # smoke run
+
+For every size, three variants each run in a fresh subprocess (so ``ru_maxrss`` is that variant's
+peak): ``reference`` (:mod:`official_reference_step`: per-sample NumPy views, frame-by-frame
+encoder called once per view, decoder twice, batch-shared mask and mix), ``fp32`` and ``bf16``
+(our :class:`pcm3.methods.PCM3` step as ``Trainer._train_step`` runs it: views + forward + backward
++ SGD, under ``pcm3.engine.precision.autocast``). All at equal configuration: same widths, batch,
+view length and loss terms. Also: the analytic FLOP count of a step, this machine's GEMM
+throughput in fp32 / bf16, and the views alone. Medians throughout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SIZES = {  # model widths and batch; every other setting is the paper default (PretrainConfig)
+    "paper": {"hidden": 1024, "layers": 3, "projector": 2048, "neck": 512, "decoder": 512,
+              "prompt": 128, "batch": 128, "frames": 64, "queue": 16384, "raw": (100, 300)},
+    "cpu": {"hidden": 256, "layers": 2, "projector": 1024, "neck": 256, "decoder": 512,
+            "prompt": 64, "batch": 64, "frames": 64, "queue": 16384, "raw": (100, 300)},
+    "tiny": {"hidden": 32, "layers": 2, "projector": 64, "neck": 32, "decoder": 32,
+             "prompt": 8, "batch": 8, "frames": 16, "queue": 64, "raw": (20, 40)},
+}
+VARIANTS = ("reference", "fp32", "bf16")
+HERE = Path(__file__).resolve().parent
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def make_config(size: str, precision: str = "fp32"):
+    from pcm3.config import load_config
+    from pcm3.engine.config import PretrainConfig
+
+    s = SIZES[size]
+    overrides = [f"model.hidden_size={s['hidden']}", f"model.num_layers={s['layers']}",
+                 f"model.projector_hidden={s['projector']}", f"model.neck_hidden={s['neck']}",
+                 f"model.decoder_hidden_size={s['decoder']}", f"model.prompt_length={s['prompt']}",
+                 f"batch_size={s['batch']}", f"augment.view_frames={s['frames']}",
+                 f"augment.crop_min_frames={s['frames']}", f"augment.mask_segment_frames={s['frames'] // 8}",
+                 f"moco.queue_size={s['queue']}", f"precision={precision}"]
+    return load_config(PretrainConfig, None, overrides)
+
+
+def raw_batch(size: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, 3, T_max, 25, 2)`` float32 random-walk clips, zero past their length ``U[raw]``."""
+    s = SIZES[size]
+    rng = np.random.default_rng(seed)
+    lo, hi = s["raw"]
+    data = np.cumsum(rng.normal(scale=0.02, size=(s["batch"], 3, hi, 25, 2)), axis=2).astype(np.float32)
+    lengths = rng.integers(lo, hi + 1, size=s["batch"])
+    data *= (np.arange(hi)[None, :] < lengths[:, None])[:, None, :, None, None]
+    return data, lengths
+
+
+# ---------------------------------------------------------------- analytic FLOPs
+def gru_macs(inputs: int, hidden: int, layers: int, directions: int = 1) -> int:
+    """Multiply-adds per frame per sample of a multi-layer GRU: ``Σ_l 3H (I_l + H)`` per direction."""
+    total, width = 0, inputs
+    for _ in range(layers):
+        total += directions * 3 * hidden * (width + hidden)
+        width = directions * hidden
+    return total
+
+
+def step_flops(size: str) -> dict[str, float]:
+    """FLOPs (2 x MACs) of one step; backward = 2 x forward for every pass that gets gradients."""
+    s = SIZES[size]
+    f, n, t, d = 150, s["batch"], s["frames"], 2 * s["hidden"]
+    encoder = gru_macs(f, s["hidden"], s["layers"], 2) * n * t
+    projector = (d * s["projector"] + s["projector"] * 128) * n
+    neck_decoder = (d * s["neck"] + s["neck"] ** 2 + gru_macs(s["neck"], s["decoder"], 2)
+                    + s["decoder"] * f) * n * t
+    queue = n * s["queue"] * 128  # one (N, 128) x (128, K) product with the queue
+    macs = {"encoder": (4 * 3 + 1) * encoder,  # 4 passes with gradients, the key pass without
+            "projector": (4 * 3 + 1) * projector, "neck+decoder": 2 * 3 * neck_decoder,
+            "losses": (4 * 3 + 2) * queue}  # 4 students with gradients, 2 distinct teachers (k, kc)
+    return {k: 2.0 * v for k, v in macs.items()}
+
+
+# ---------------------------------------------------------------- workers (one variant per process)
+def _rss_mb() -> float:
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
+
+
+def run_variant(size: str, variant: str, iters: int, warmup: int, profile: bool) -> dict:
+    from official_reference_step import OfficialPCM3, official_views, reference_train_step
+
+    from pcm3.engine.optim import build_optimizer
+    from pcm3.engine.precision import autocast
+    from pcm3.engine.trainer import step_generator
+    from pcm3.layouts import NTU25
+    from pcm3.methods import build_method
+
+    cfg = make_config(size, "fp32" if variant == "reference" else variant)
+    data, lengths = raw_batch(size)
+    torch.manual_seed(0)
+    random.seed(0)
+    cpu = torch.device("cpu")
+    if variant == "reference":
+        model = OfficialPCM3(cfg, NTU25, 3, 2).train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                                    weight_decay=cfg.optim.weight_decay)
+        rng = np.random.RandomState(0)
+
+        def step(i: int) -> dict[str, float]:
+            return reference_train_step(model, optimizer, data, lengths, rng)
+
+        def views(i: int) -> object:
+            return official_views(data, lengths, cfg, NTU25, rng)
+    else:
+        method = build_method(cfg, NTU25, 3, 2).train()
+        optimizer = build_optimizer(method.parameters(), cfg.optim)
+        x, lens = torch.from_numpy(data), torch.from_numpy(lengths)
+
+        def step(i: int) -> dict[str, float]:  # Trainer._train_step without the logging
+            with autocast(cpu, cfg.precision):
+                losses = method(x, lens, step_generator(cfg.seed, i, 0, cpu))
+            values = {k: float(v.detach()) for k, v in losses.items()}
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            optimizer.step()
+            return values
+
+        def views(i: int) -> object:
+            with autocast(cpu, cfg.precision):
+                return method.make_views(x, lens, step_generator(cfg.seed, i, 0, cpu))
+    base_rss = _rss_mb()
+    times, values = [], {}
+    for i in range(warmup + iters):
+        tick = time.perf_counter()
+        values = step(i)
+        if i >= warmup:
+            times.append(time.perf_counter() - tick)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    view_times = []
+    for i in range(max(5, iters)):
+        tick = time.perf_counter()
+        views(i)
+        view_times.append(time.perf_counter() - tick)
+    result = {"size": size, "variant": variant, "step_s": statistics.median(times), "times": times,
+              "views_s": statistics.median(view_times[1:]), "peak_rss_mb": peak,
+              "base_rss_mb": base_rss, "losses": values,
+              "finite": all(np.isfinite(v) for v in values.values())}
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            step(warmup + iters)
+        result["profile"] = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+    return result
+
+
+def gemm_throughput(size: str, repeats: int = 7, seconds: float = 0.2) -> dict[str, float]:
+    """Median GFLOP/s of ``torch.matmul`` on the encoder's GEMM shapes, fp32 and bf16."""
+    s = SIZES[size]
+    h, b, rows = s["hidden"], s["batch"], s["batch"] * s["frames"]
+    shapes = {"input (B*T,2H)x(2H,3H)": (rows, 2 * h, 3 * h), "recurrent (3B,H)x(H,3H)": (3 * b, h, 3 * h)}
+    out = {}
+    for name, (m, k, n) in shapes.items():
+        for dtype in (torch.float32, torch.bfloat16):
+            a, w = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+            tick = time.perf_counter()
+            torch.matmul(a, w)
+            inner = max(1, int(seconds / (time.perf_counter() - tick)))
+            runs = []
+            for _ in range(repeats):
+                tick = time.perf_counter()
+                for _ in range(inner):
+                    torch.matmul(a, w)
+                runs.append(2 * m * k * n * inner / (time.perf_counter() - tick) / 1e9)
+            out[f"{name} {str(dtype).removeprefix('torch.')}"] = statistics.median(runs)
+    return out
+
+
+# ---------------------------------------------------------------- driver
+def run_subprocess(args: argparse.Namespace, job: dict) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job),
+           "--threads", str(args.threads)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"worker {job} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict[str, str]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"model name\s*:\s*(.*)", cpuinfo)
+    flags = re.search(r"flags\s*:\s*(.*)", cpuinfo)
+    have = flags.group(1).split() if flags else []
+    simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in have]
+    return {"cpu": model.group(1).strip() if model else platform.processor(), "cores": str(os.cpu_count()),
+            "simd": ", ".join(simd), "torch": torch.__version__, "python": platform.python_version()}
+
+
+def markdown(results: list[dict], gemm: dict[str, dict], args: argparse.Namespace) -> str:
+    lines = ["| size | variant | step s (median) | samples/s | speed-up vs reference | peak RSS MB "
+             "(step working set) | views s/batch | views % of the step | GFLOP/s | % of fp32 GEMM |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for size in args.sizes:
+        rows = {r["variant"]: r for r in results if r["size"] == size}
+        flops = sum(step_flops(size).values())
+        gemm_fp32 = gemm[size]["input (B*T,2H)x(2H,3H) float32"]
+        for variant, r in rows.items():
+            ref = rows.get("reference")
+            speed = f"{ref['step_s'] / r['step_s']:.2f}x" if ref else "–"
+            views_pct = f"{100 * r['views_s'] / r['step_s']:.1f} %"
+            gflops = flops / r["step_s"] / 1e9
+            lines.append(
+                f"| {size} | {variant} | {r['step_s']:.3f} | {SIZES[size]['batch'] / r['step_s']:.1f} "
+                f"| {speed} "
+                f"| {r['peak_rss_mb']:.0f} ({r['peak_rss_mb'] - r['base_rss_mb']:.0f}) | {r['views_s']:.4f} "
+                f"| {views_pct} | {gflops:.1f} | {100 * gflops / gemm_fp32:.0f} % |")
+    lines += ["", "| size | step GFLOP (analytic) | " + " | ".join(next(iter(gemm.values()))) + " |",
+              "|---|---|" + "---|" * len(next(iter(gemm.values())))]
+    for size in args.sizes:
+        parts = step_flops(size)
+        detail = ", ".join(f"{k} {v / 1e9:.4g}" for k, v in parts.items())
+        lines.append(f"| {size} | {sum(parts.values()) / 1e9:.4g} ({detail}) | "
+                     + " | ".join(f"{v:.0f} GFLOP/s" for v in gemm[size].values()) + " |")
+    return "\n".join(lines)
+
+
+def report(results: list[dict], gemm: dict, args: argparse.Namespace, load: tuple) -> str:
+    m = machine()
+    command = "python benchmarks/pretrain_speed.py " + " ".join(sys.argv[1:])
+    return "\n".join([
+        START,
+        f"Command: `{command}`  ",
+        f"Date: {datetime.datetime.now().isoformat(timespec='minutes')}  ",
+        f"Machine: {m['cpu']} ({m['simd']}), {m['cores']} cores, torch {m['torch']}, python {m['python']}, "
+        f"torch threads {args.threads}  ",
+        f"Load average (1/5/15 min) before: {load[0]}, after: {load[1]}  ",
+        f"Iterations: reference {args.ref_iters}, ours {args.iters} timed after {args.warmup} warm-up  ",
+        "", markdown(results, gemm, args), "", END])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="paper,cpu", help=f"comma-separated, from {', '.join(SIZES)}")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--iters", type=int, default=3, help="timed iterations of our step")
+    p.add_argument("--ref-iters", type=int, default=2, help="timed iterations of the reference step")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--profile", action="store_true", help="print a torch.profiler table per variant")
+    p.add_argument("--write", type=Path, help="put the results block into this Markdown file")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.worker:
+        job = json.loads(args.worker)
+        result = gemm_throughput(job["size"]) if job["variant"] == "gemm" else run_variant(**job)
+        print(json.dumps(result))
+        return
+    args.sizes = args.sizes.split(",")
+    load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    results, gemm = [], {}
+    for size in args.sizes:
+        gemm[size] = run_subprocess(args, {"size": size, "variant": "gemm"})
+        for variant in args.variants.split(","):
+            iters = args.ref_iters if variant == "reference" else args.iters
+            job = {"size": size, "variant": variant, "iters": iters, "warmup": args.warmup,
+                   "profile": args.profile}
+            r = run_subprocess(args, job)
+            print(f"{size} {variant}: step {r['step_s']:.3f} s {r['times']}, views {r['views_s']:.4f} s, "
+                  f"peak {r['peak_rss_mb']:.0f} MB, losses finite {r['finite']}", file=sys.stderr, flush=True)
+            if args.profile:
+                print(r["profile"], file=sys.stderr)
+            results.append(r)
+    load_after = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    block = report(results, gemm, args, (load_before, load_after))
+    print(block)
+    if args.write:
+        text = args.write.read_text() if args.write.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+        head, _, rest = text.partition(START)
+        args.write.write_text(head + block + rest.partition(END)[2])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""The official-formulation reference step of ``benchmarks/pretrain_speed.py``: it runs, gives the
+same named loss terms as our PCM3 step, and its frame-by-frame encoder is our BiGRUEncoder."""
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pcm3.config import load_config
+from pcm3.engine.config import PretrainConfig
+from pcm3.layouts import NTU25
+from pcm3.methods import build_method
+from pcm3.models import BiGRUEncoder, load_official_encoder
+
+from ..conftest import HANDS8, TINY_MODEL
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load_reference():
+    spec = importlib.util.spec_from_file_location("official_reference_step",
+                                                  BENCHMARKS / "official_reference_step.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+ref = _load_reference()
+
+
+def _cfg():
+    return load_config(PretrainConfig, None, TINY_MODEL)
+
+
+def _raw_batch(layout, n=8, t_max=30, persons=2):
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(n, 3, t_max, layout.num_joints, persons)).astype(np.float32)
+    lengths = rng.integers(10, t_max + 1, size=n)
+    for i, length in enumerate(lengths):
+        data[i, :, length:] = 0  # zero padding past the valid length, as in the store
+    return data, lengths
+
+
+@pytest.mark.parametrize("layout", [NTU25, HANDS8], ids=["ntu25", "hands8"])
+def test_reference_step_runs_with_our_loss_terms(layout):
+    cfg = _cfg()
+    torch.manual_seed(0)
+    random.seed(0)
+    model = ref.OfficialPCM3(cfg, layout, 3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    data, lengths = _raw_batch(layout)
+    before = model.encoder_q.encoder.gru.weight_hh_l0.detach().clone()
+    queue = model.queue.clone()
+    values = ref.reference_train_step(model, optimizer, data, lengths, np.random.RandomState(0))
+
+    ours = build_method(cfg, layout, 3, 2)
+    our_losses = ours(torch.from_numpy(data), torch.from_numpy(lengths), torch.Generator().manual_seed(0))
+    assert set(values) == set(our_losses)
+    assert all(np.isfinite(v) for v in values.values())
+    w = cfg.loss
+    total = (values["contrast"] + values["mix"] + values["masked"] + values["reconstructed"]
+             + values["kl"] + w.reconstruction * values["reconstruction"])
+    assert values["loss"] == pytest.approx(total, rel=1e-5)
+    assert not torch.equal(before, model.encoder_q.encoder.gru.weight_hh_l0)  # SGD updated
+    assert torch.equal(model.queue[:, 8:], queue[:, 8:]) and not torch.equal(model.queue, queue)
+
+
+def test_views_have_the_view_shape():
+    cfg = _cfg()
+    data, lengths = _raw_batch(NTU25)
+    views = ref.official_views(data, lengths, cfg, NTU25, np.random.RandomState(1))
+    assert [tuple(v.shape) for v in views] == [(8, 3, cfg.augment.view_frames, 25, 2)] * 3
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in views)
+
+
+def test_batch_mask_hides_the_ratio_of_parts_of_person_zero_only():
+    mask = ref.joint_mask3(4, 16, NTU25, 2, 3, ratio=0.6, segment=8)
+    assert tuple(mask.shape) == (4, 3, 16, 25, 2)
+    assert torch.equal(mask[:, :, :, :, 1], torch.ones_like(mask[:, :, :, :, 1]))
+    assert torch.equal(mask, mask[:1].expand_as(mask))  # one mask for the whole batch
+    for first in (0, 8):
+        hidden = {j for j in range(25) if mask[0, 0, first, j, 0] == 0}
+        parts = [set(p) for p in NTU25.part_joints if set(p) <= hidden]
+        assert len(parts) == 3 and hidden == set().union(*parts)
+        assert torch.equal(mask[:, :, first:first + 8], mask[:, :, first:first + 1].expand(-1, -1, 8, -1, -1))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_frame_by_frame_encoder_equals_our_bigru(train):
+    cfg = _cfg()
+    torch.manual_seed(0)
+    model = ref.OfficialPCM3(cfg, NTU25, 3, 2)
+    with torch.no_grad():  # non-trivial BatchNorm state
+        model.encoder_q.input_norm.running_mean.uniform_(-0.3, 0.3)
+        model.encoder_q.input_norm.running_var.uniform_(0.5, 2.0)
+        model.encoder_q.input_norm.weight.uniform_(0.5, 1.5)
+    ours = BiGRUEncoder(25, 2, 3, hidden_size=cfg.model.hidden_size, num_layers=cfg.model.num_layers)
+    report = load_official_encoder(model.state_dict(), ours)
+    assert "encoder_q.encoder.gru.weight_hh_l1_reverse" in report["loaded"].values()
+    model.train(train)
+    ours.train(train)
+    x = torch.randn(6, 3, 12, 25, 2)
+    with torch.no_grad():
+        expected = model.encoder_q.features(x, all_seq=True)
+        torch.testing.assert_close(ours.forward_dense(x), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours.forward_features(x), model.encoder_q.features(x),
+                                   atol=1e-5, rtol=1e-5)
