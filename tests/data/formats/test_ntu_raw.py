@@ -33,7 +33,7 @@ REAL = {
 @pytest.fixture(scope="module")
 def real_dir() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder {SHARED_DATA} is absent")
+        pytest.fail(f"shared test data folder {SHARED_DATA} is missing (it sits beside the repo)")
     return NTU_DIR / "skeletons"
 
 

@@ -162,7 +162,7 @@ def test_layout_override_must_have_20_joints(clips) -> None:
 
 def test_real_nw_ucla() -> None:
     if not NW_UCLA.is_dir():
-        pytest.skip(f"real data not present at {NW_UCLA}")
+        pytest.fail(f"real test data missing at {NW_UCLA}")
     start = time.perf_counter()
     out = read(NW_UCLA, "nw-ucla")
     elapsed = time.perf_counter() - start

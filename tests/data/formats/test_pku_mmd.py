@@ -24,7 +24,7 @@ REAL_FRAMES = {
 @pytest.fixture(scope="module")
 def real():
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder {SHARED_DATA} is absent")
+        pytest.fail(f"shared test data folder {SHARED_DATA} is missing (it sits beside the repo)")
     return read(PKU_DIR, "pku-mmd")
 
 
@@ -198,7 +198,7 @@ def test_split_file_format(tmp_path: Path, text: str, ok: bool) -> None:
 
 def test_skeleton_matches_loadtxt_reference() -> None:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder {SHARED_DATA} is absent")
+        pytest.fail(f"shared test data folder {SHARED_DATA} is missing (it sits beside the repo)")
     path = PKU_DIR / "skeleton" / "0036-L.txt"
     ref = np.loadtxt(path).reshape(-1, 2, 25, 3).transpose(1, 0, 2, 3)
     np.testing.assert_allclose(read_skeleton_bodies(path), ref, rtol=1e-6)

@@ -63,7 +63,7 @@ def test_reads_splits_lengths_and_float_labels(tmp_path: Path, layout_name: str)
 
 def test_real_preprocessed_ntu_sample(tmp_path: Path) -> None:
     if not PADDLE_EXAMPLE.exists():
-        pytest.skip(f"real data not present at {PADDLE_EXAMPLE}")
+        pytest.fail(f"real test data missing at {PADDLE_EXAMPLE}")
     clip = np.load(PADDLE_EXAMPLE)  # (3, 300, 25, 2), 72 non-zero frames, body 2 empty
     write_split(tmp_path, "val", clip[None], ["example"], [0])
     (s,) = read(tmp_path / "val_data_joint.npy", "stgcn-npy").samples  # a single split file

@@ -28,7 +28,7 @@ FUZZ = settings(
 def real_bytes() -> tuple[bytes, bytes, bytes]:
     """(NTU .skeleton file, first PKU_FRAMES skeleton lines, label lines inside them)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder {SHARED_DATA} is absent")
+        pytest.fail(f"shared test data folder {SHARED_DATA} is missing (it sits beside the repo)")
     ntu = NTU_FILE.read_bytes()
     lines = (PKU_DIR / "skeleton" / f"{PKU_VIDEO}.txt").read_bytes().splitlines(keepends=True)
     labels = (PKU_DIR / "labels" / f"{PKU_VIDEO}.txt").read_bytes().splitlines(keepends=True)
