@@ -290,7 +290,7 @@ def test_write_trimmed_applies_the_transform_to_padded_chunks(tmp_path):
 def test_real_ntu_sample():
     path = SHARED_DATA / "ntu_rgbd_samples" / "preprocessed" / "paddlevideo_example_ntu_CTVM.npy"
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder {SHARED_DATA} is absent")
+        pytest.fail(f"shared test data folder {SHARED_DATA} is missing (it sits beside the repo)")
     x = np.load(path)[None]  # (1, 3, 300, 25, 2)
     length = int((x != 0).any(axis=(1, 3, 4))[0].nonzero()[0][-1]) + 1
     out, lengths = make_transform(NTU25)(x, np.array([length]))
