@@ -291,3 +291,15 @@ def test_losses_run_in_float32_under_bf16_autocast():
     assert logits.dtype == torch.float32 and kl.dtype == torch.float32
     torch.testing.assert_close(logits, plain_logits)
     torch.testing.assert_close(kl, plain_kl)
+
+
+def test_info_nce_from_similarities_equals_info_nce():
+    g = torch.Generator().manual_seed(5)
+    q = torch.nn.functional.normalize(torch.randn(6, 4, generator=g), dim=1)
+    k = torch.nn.functional.normalize(torch.randn(6, 4, generator=g), dim=1)
+    queue = torch.nn.functional.normalize(torch.randn(10, 4, generator=g), dim=1)
+    from pcm3.losses import info_nce_from_similarities
+
+    per_row = info_nce_from_similarities((q * k).sum(1), q @ queue.T, 0.2, reduction="none")
+    assert per_row.shape == (6,)
+    torch.testing.assert_close(per_row.mean(), info_nce(q, k, queue, 0.2))

@@ -24,6 +24,7 @@ from pcm3.errors import ConfigError, Pcm3Error
 
 __all__ = [
     "info_nce",
+    "info_nce_from_similarities",
     "info_nce_logits",
     "masked_mse",
     "relational_kl",
@@ -82,6 +83,20 @@ def info_nce_logits(query: Tensor, key: Tensor, queue: Tensor, temperature: floa
         positive = (q * _upcast(key).to(q.dtype)).sum(dim=1, keepdim=True)
         negatives = _queue_similarities(q, queue.to(q.dtype))
         return torch.cat([positive, negatives], dim=1) / temperature
+
+
+def info_nce_from_similarities(
+    positive: Tensor, negatives: Tensor, temperature: float = 0.07, reduction: str = "mean"
+) -> Tensor:
+    """InfoNCE from precomputed similarities: ``positive (N,)`` = ⟨q, k⟩, ``negatives (N, K)`` =
+    q · Qᵀ. ``reduction="none"`` gives the ``(N,)`` per-row losses (callers that stack several
+    query sets against one queue product split them afterwards)."""
+    _check_temperature("temperature", temperature)
+    with _full_precision(negatives):
+        negatives = _upcast(negatives)
+        logits = torch.cat([_upcast(positive).to(negatives.dtype).unsqueeze(1), negatives], dim=1)
+        target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        return F.cross_entropy(logits / temperature, target, reduction=reduction)
 
 
 def info_nce(query: Tensor, key: Tensor, queue: Tensor, temperature: float = 0.07) -> Tensor:

@@ -30,7 +30,7 @@ from pcm3.augment.spatial import shear, spatial_augment
 from pcm3.augment.temporal import temporal_crop_resize
 from pcm3.engine.config import PretrainConfig
 from pcm3.layouts import Layout
-from pcm3.losses import masked_mse, relational_kl
+from pcm3.losses import info_nce_from_similarities, masked_mse, relational_kl
 from pcm3.methods.base import MomentumContrastMethod
 from pcm3.modalities import to_stream
 from pcm3.models.heads import GRUDecoder, MaskedPredictionNeck
@@ -100,10 +100,9 @@ class PCM3(MomentumContrastMethod):
             students, queue = students.to(dtype), queue.to(dtype)
             teachers = [t.to(dtype) for _, t in pairs.values()]
             similarities = students @ queue.T  # (P*N, K)
-            positive = (students * torch.cat(teachers)).sum(dim=1, keepdim=True)
-            logits = torch.cat((positive, similarities), dim=1) / w.temperature
-            target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-            per_pair = F.cross_entropy(logits, target, reduction="none").view(len(pairs), n).mean(dim=1)
+            positive = (students * torch.cat(teachers)).sum(dim=1)
+            per_row = info_nce_from_similarities(positive, similarities, w.temperature, reduction="none")
+            per_pair = per_row.view(len(pairs), n).mean(dim=1)
             losses = dict(zip(pairs, per_pair.unbind(), strict=True))
             if self.kl_weight > 0:
                 with torch.no_grad():
