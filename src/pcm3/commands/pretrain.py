@@ -65,13 +65,28 @@ def pick_splits(store, split: str | None, eval_split: str | None):
 
 def pretrain(args: argparse.Namespace) -> int:
     from pcm3.config import load_config
-    from pcm3.distributed import cleanup, init_distributed_from_env
     from pcm3.engine.config import PretrainConfig
+
+    cfg = load_config(PretrainConfig, args.config, args.overrides)
+    resume = None if args.fresh else ("auto" if args.resume == "auto" else Path(args.resume))
+    summary = run_pretraining(cfg, args.out, resume=resume)
+    if summary is not None:
+        print(json.dumps(summary))
+    return 0
+
+
+def run_pretraining(cfg, out: Path, resume: str | Path | None = "auto") -> dict | None:
+    """Pre-train ``cfg`` (a ``PretrainConfig``) into the run folder ``out``.
+
+    ``resume``: ``"auto"`` (the folder's latest checkpoint, if any), a checkpoint path, or None
+    (start fresh). Returns the trainer's summary on rank 0 (None on other ranks); the final
+    checkpoint is ``out / "checkpoints" / "last.pt"``.
+    """
+    from pcm3.distributed import cleanup, init_distributed_from_env
     from pcm3.engine.seed import seed_everything
     from pcm3.engine.trainer import Trainer, write_resolved_config
     from pcm3.methods import build_method
 
-    cfg = load_config(PretrainConfig, args.config, args.overrides)
     rank, world, device = init_distributed_from_env()
     if cfg.device != "auto":
         device = torch.device(cfg.device)
@@ -82,16 +97,14 @@ def pretrain(args: argparse.Namespace) -> int:
         c, m = store.x.shape[1], store.x.shape[4]
         method = build_method(cfg, store.layout, c, m).to(device)
         if rank == 0:
-            write_resolved_config(cfg, args.out)
-        trainer = Trainer(cfg, method, train, args.out, device, rank, world, eval_stores=evaluation)
-        if not args.fresh:
-            trainer.resume(None if args.resume == "auto" else Path(args.resume))
+            write_resolved_config(cfg, out)
+        trainer = Trainer(cfg, method, train, out, device, rank, world, eval_stores=evaluation)
+        if resume is not None:
+            trainer.resume(None if resume == "auto" else Path(resume))
         summary = trainer.fit()
     finally:
         cleanup()
-    if rank == 0:
-        print(json.dumps(summary))
-    return 0
+    return summary if rank == 0 else None
 
 
 def export(args: argparse.Namespace) -> int:

@@ -45,6 +45,13 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {}
 
+# task name -> the module of ``pcm3.tasks`` that registers it (imported on first use)
+TASK_MODULES = {
+    "linear": "linear", "knn": "knn", "occlusion": "occlusion", "detection": "detection",
+    "finetune": "finetune", "semi": "semi", "fewshot": "fewshot", "transfer": "transfer",
+    "ensemble": "ensemble",
+}
+
 
 def register_task(name: str, config: type, description: str) -> Callable:
     """Decorator: ``@register_task("linear", LinearConfig, "...")`` on ``run(ctx, cfg)``."""
@@ -57,9 +64,13 @@ def register_task(name: str, config: type, description: str) -> Callable:
 
 
 def get_task(name: str) -> TaskSpec:
-    """The registered task ``name`` (task modules register themselves when imported)."""
+    """The registered task ``name`` (its module is imported on first use)."""
+    if name not in TASKS and name in TASK_MODULES:
+        import importlib
+
+        importlib.import_module(f"pcm3.tasks.{TASK_MODULES[name]}")
     if name not in TASKS:
-        raise Pcm3Error(f"unknown task {name!r}; tasks: {', '.join(sorted(TASKS))}")
+        raise Pcm3Error(f"unknown task {name!r}; tasks: {', '.join(sorted(TASK_MODULES))}")
     return TASKS[name]
 
 
