@@ -155,11 +155,13 @@ def spatial_augment(
     layout: Layout,
     generator: torch.Generator | None,
     p_corruption: float = 0.5,
+    magnitude: float = 1.0,
 ) -> torch.Tensor:
-    """Per sample joint corruption with probability ``p_corruption``, else shear (official: query
-    and key views p = 0.5; the masked-prediction source view p = -1, i.e. always shear)."""
+    """Per sample joint corruption with probability ``p_corruption``, else shear with
+    off-diagonals ``U(-magnitude, magnitude)`` (official: query and key views p = 0.5,
+    magnitude 1; the masked-prediction source view p = -1, i.e. always shear)."""
     n, c, _, v, _ = check_skeleton(x, "spatial_augment")
     check_joints(v, layout.num_joints, f"spatial_augment (layout {layout.name!r})")
     return apply_spatial_augment(
-        x, draw_spatial_augment(n, layout, generator, p_corruption, c, x.device)
+        x, draw_spatial_augment(n, layout, generator, p_corruption, c, x.device, magnitude)
     )

@@ -99,8 +99,9 @@ def run_pretraining(cfg, out: Path, resume: str | Path | None = "auto") -> dict 
         if rank == 0:
             write_resolved_config(cfg, out)
         trainer = Trainer(cfg, method, train, out, device, rank, world, eval_stores=evaluation)
-        if resume is not None:
-            trainer.resume(None if resume == "auto" else Path(resume))
+        resumed = resume is not None and trainer.resume(None if resume == "auto" else Path(resume))
+        if not resumed and cfg.init is not None:
+            trainer.initialize_from(Path(cfg.init))
         summary = trainer.fit()
     finally:
         cleanup()

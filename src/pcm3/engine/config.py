@@ -38,6 +38,7 @@ class AugmentConfig:
     view_frames: int = 64
     crop_scale: tuple[float, float] = (0.1, 1.0)
     crop_min_frames: int = 64  # official: a crop never shorter than 64 frames (or the clip)
+    shear_magnitude: float = 1.0  # shear off-diagonals U(-m, m); official m = 1
     corruption_prob_query: float = 0.5
     corruption_prob_key: float = 0.5
     mask_ratio: float = 0.6
@@ -71,6 +72,18 @@ class MoCoConfig:
 
 
 @dataclass
+class ClipConfig:
+    """PCM3++ clip-level contrast (method ``pcm3pp``; ignored by ``pcm3``)."""
+
+    weight: float = 1.0  # InfoNCE of clip <-> full-view anchor; 0 removes the branch
+    kl: float = 1.0  # relational KL of the clip pair (joint stream)
+    min_frames: int = 8  # clip length ~ U{min_frames .. max_frames} of the view's frames
+    max_frames: int = 16
+    path: Literal["crop", "mask"] = "crop"  # crop: clip frames only; mask: view length, rest zeroed
+    own_queue: bool = False  # True: a second queue holding the clip anchors
+
+
+@dataclass
 class OptimConfig:
     name: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.02
@@ -86,6 +99,8 @@ class OptimConfig:
 @dataclass
 class PretrainConfig:
     method: str = "pcm3"
+    stage: Literal["pretrain", "post_distill"] = "pretrain"  # post_distill: PCM3++ KL-only refinement
+    init: str | None = None  # checkpoint whose model weights start a fresh run (post-distillation)
     data: str = "synthetic"  # store path or catalog name
     split: str | None = None  # training split; None = the store's */train split or all samples
     eval_split: str | None = None  # labelled split for the online 1-NN health signal
@@ -108,6 +123,7 @@ class PretrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     moco: MoCoConfig = field(default_factory=MoCoConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def validate(self) -> None:
@@ -126,5 +142,10 @@ class PretrainConfig:
         lo, hi = self.augment.crop_scale
         if not 0.0 < lo <= hi <= 1.0:
             raise ConfigError(f"augment.crop_scale must satisfy 0 < lo <= hi <= 1, got {[lo, hi]}")
+        if not 1 <= self.clip.min_frames <= self.clip.max_frames <= self.augment.view_frames:
+            raise ConfigError("clip: need 1 <= min_frames <= max_frames <= augment.view_frames, got "
+                              f"{self.clip.min_frames}, {self.clip.max_frames}, {self.augment.view_frames}")
+        if self.stage == "post_distill" and self.init is None:
+            raise ConfigError("stage=post_distill needs init=CHECKPOINT (the pre-trained model to refine)")
         if self.model.task_prompts and self.model.prompt_length >= self.model.hidden_size:
             raise ConfigError("model.prompt_length must be smaller than model.hidden_size")

@@ -138,6 +138,24 @@ class Trainer:
         self._log_text(f"resumed from {path} at step {self.step}")
         return True
 
+    def initialize_from(self, path: Path) -> None:
+        """Start from the model weights of another run's checkpoint (optimizer, step and RNG
+        start fresh): PCM3++ post-distillation from a pre-trained PCM3 / PCM3++ checkpoint.
+        Only weights this method lacks in the checkpoint (e.g. a new queue) may be missing."""
+        state = load_checkpoint(path, map_location=self.device)
+        if state.get("layout") not in (None, self.store.layout.to_dict()):
+            raise Pcm3Error(f"{path}: checkpoint was trained on layout {state['layout']['name']!r}, "
+                            f"the store has layout {self.store.layout.name!r}")
+        try:
+            missing, unexpected = self.method.load_state_dict(state["model"], strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise Pcm3Error(f"{path}: weights do not fit this model: {exc}") from None
+        missing = [k for k in missing if not k.startswith("clip_queue.")]
+        if missing or unexpected:
+            raise Pcm3Error(f"{path}: weights do not fit this model (missing {missing[:3]}, "
+                            f"unexpected {unexpected[:3]})")
+        self._log_text(f"initialised from {path} (step {state.get('step')})")
+
     def save(self) -> None:
         if self.is_main:
             save_checkpoint(self.state_dict(), self.ckpt_dir, self.step, keep=self.cfg.keep_checkpoints)

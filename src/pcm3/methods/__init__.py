@@ -7,9 +7,11 @@ from pcm3.errors import ConfigError
 from pcm3.layouts import Layout
 from pcm3.methods.base import MomentumContrastMethod, PromptedEncoder
 from pcm3.methods.pcm3 import PCM3
+from pcm3.methods.pcm3pp import PCM3PlusPlus
 
 METHODS: dict[str, type[MomentumContrastMethod]] = {
     "pcm3": PCM3,
+    "pcm3pp": PCM3PlusPlus,
 }
 
 

@@ -119,9 +119,9 @@ class PCM3(MomentumContrastMethod):
         a, layout = self.cfg.augment, self.layout
         crops = [temporal_crop_resize(x, lengths, generator, a.view_frames, a.crop_scale, a.crop_min_frames)
                  for _ in range(3)]
-        query = spatial_augment(crops[0], layout, generator, a.corruption_prob_query)
-        key = spatial_augment(crops[1], layout, generator, a.corruption_prob_key)
-        source = shear(crops[2], generator)  # official p = -1: always shear, never corruption
+        query = spatial_augment(crops[0], layout, generator, a.corruption_prob_query, a.shear_magnitude)
+        key = spatial_augment(crops[1], layout, generator, a.corruption_prob_key, a.shear_magnitude)
+        source = shear(crops[2], generator, a.shear_magnitude)  # official: always shear, never corruption
         views = {name: to_stream(v, self.cfg.stream, layout)
                  for name, v in (("query", query), ("key", key), ("source", source))}
         views["mask"] = body_part_segment_mask(
@@ -191,9 +191,20 @@ class PCM3(MomentumContrastMethod):
                 pairs["reconstructed"] = (self._embed(recon_feat, generator), k)
 
         losses.update(self._contrastive_losses(pairs, queue))
-        weights = {"contrast": w.contrast, "mix": w.mix, "masked": w.masked,
-                   "reconstructed": w.reconstructed, "kl": self.kl_weight,
-                   "reconstruction": w.reconstruction}
+        losses.update(self.extra_losses(v, generator, queue))
+        weights = self.loss_weights()
         losses["loss"] = sum(weights[name] * value for name, value in losses.items())
         self.queue.enqueue(k)
         return losses
+
+    def extra_losses(self, views: dict[str, Tensor], generator: torch.Generator,
+                     queue: Tensor) -> dict[str, Tensor]:
+        """Hook for methods built on PCM3 (PCM3++ adds its clip pair here); none in PCM3."""
+        return {}
+
+    def loss_weights(self) -> dict[str, float]:
+        """Weight of every named loss in the total."""
+        w = self.cfg.loss
+        return {"contrast": w.contrast, "mix": w.mix, "masked": w.masked,
+                "reconstructed": w.reconstructed, "kl": self.kl_weight,
+                "reconstruction": w.reconstruction}

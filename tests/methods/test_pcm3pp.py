@@ -1,0 +1,121 @@
+import json
+
+import pytest
+import torch
+
+from pcm3.cli import main
+from pcm3.config import load_config
+from pcm3.engine.config import PretrainConfig
+from pcm3.errors import ConfigError
+from pcm3.methods import METHODS, build_method
+from pcm3.methods.pcm3 import PCM3
+from pcm3.methods.pcm3pp import PCM3PlusPlus, cut_clips, draw_clips
+
+from ..conftest import HANDS8, TINY_MODEL
+
+PCM3_TERMS = {"contrast", "mix", "masked", "reconstructed", "kl", "reconstruction"}
+
+
+def _method(*overrides):
+    cfg = load_config(PretrainConfig, None, [*TINY_MODEL, "method=pcm3pp", *overrides])
+    torch.manual_seed(0)
+    return build_method(cfg, HANDS8, 3, 2)
+
+
+def _batch(n=8, t=24):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 3, t, HANDS8.num_joints, 2, generator=g), torch.randint(8, t + 1, (n,), generator=g)
+
+
+def test_methods_table_has_both_and_pcm3pp_is_a_pcm3():
+    assert METHODS["pcm3pp"] is PCM3PlusPlus and issubclass(PCM3PlusPlus, PCM3)
+
+
+def test_draw_clips_lengths_and_starts_stay_inside_the_view():
+    g = torch.Generator().manual_seed(0)
+    start, length = draw_clips(4000, 64, 8, 16, g, torch.device("cpu"))
+    assert length.min() == 8 and length.max() == 16
+    assert set(length.tolist()) == set(range(8, 17))  # every length is drawn
+    assert start.min() == 0 and (start + length).max() == 64
+
+
+def test_cut_clips_matches_a_per_sample_reference():
+    x = torch.randn(3, 2, 10, 4, 1)
+    start, length = torch.tensor([0, 3, 6]), torch.tensor([4, 5, 4])
+    out = cut_clips(x, start, length, 6)
+    for i in range(3):
+        s, n = int(start[i]), int(length[i])
+        torch.testing.assert_close(out[i, :, :n], x[i, :, s:s + n])
+        assert out[i, :, n:].abs().sum() == 0
+
+
+def test_clip_terms_are_logged_and_weighted():
+    method = _method()
+    losses = method(*_batch(), torch.Generator().manual_seed(0))
+    assert set(losses) == PCM3_TERMS | {"clip", "clip_kl", "loss"}
+    weights = method.loss_weights()
+    expected = sum(weights[k] * v for k, v in losses.items() if k != "loss")
+    torch.testing.assert_close(losses["loss"], expected)
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_clip_branch_off_is_pcm3():
+    losses = _method("clip.weight=0", "clip.kl=0")(*_batch(), torch.Generator().manual_seed(0))
+    assert set(losses) == PCM3_TERMS | {"loss"}
+
+
+@pytest.mark.parametrize("path", ["crop", "mask"])
+def test_both_clip_paths_give_the_same_causal_feature(path):
+    method = _method(f"clip.path={path}").eval()
+    views = {"query": torch.randn(5, 3, 16, HANDS8.num_joints, 2)}
+    clips, lengths = method.clip_views(views, torch.Generator().manual_seed(3))
+    assert clips.shape[2] == (16 if path == "mask" else int(lengths.max()))
+    feats = method.encoder.forward_features(clips, lengths)
+    assert feats.shape == (5, method.feature_dim) and torch.isfinite(feats).all()
+    # the same clip encoded alone, one sample at a time, gives the same (causal) feature
+    for i in range(5):
+        alone = clips[i:i + 1, :, : int(lengths[i])]
+        torch.testing.assert_close(method.encoder.forward_features(alone)[0], feats[i], atol=1e-5, rtol=1e-4)
+
+
+def test_own_clip_queue_receives_the_anchors():
+    method = _method("clip.own_queue=true")
+    before = method.clip_queue.keys.clone()
+    method(*_batch(), torch.Generator().manual_seed(0))
+    assert method.clip_queue.ptr.item() == 8 and not torch.equal(before[:8], method.clip_queue.keys[:8])
+
+
+def test_post_distillation_trains_only_on_the_kl_terms():
+    method = _method("stage=post_distill", "init=unused.pt")
+    losses = method(*_batch(), torch.Generator().manual_seed(0))
+    w = method.loss_weights()
+    assert all(w[k] == 0 for k in ("contrast", "mix", "masked", "reconstructed", "clip"))
+    torch.testing.assert_close(losses["loss"], losses["kl"] + losses["clip_kl"]
+                               + w["reconstruction"] * losses["reconstruction"])
+
+
+def test_post_distill_needs_init():
+    with pytest.raises(ConfigError, match="init"):
+        load_config(PretrainConfig, None, ["method=pcm3pp", "stage=post_distill"])
+
+
+def test_post_distill_cli_starts_from_a_pcm3_checkpoint(tiny_store_path, tmp_path, capsys):
+    first = tmp_path / "pcm3"
+    assert main(["pretrain", "--out", str(first), f"data={tiny_store_path}", *TINY_MODEL, "max_steps=2"]) == 0
+    ckpt = first / "checkpoints" / "last.pt"
+    second = tmp_path / "post"
+    code = main(["pretrain", "--out", str(second), f"data={tiny_store_path}", *TINY_MODEL, "max_steps=2",
+                 "method=pcm3pp", "stage=post_distill", f"init={ckpt}", "loss.reconstruction=0",
+                 "optim.lr=0", "optim.weight_decay=0"])
+    assert code == 0
+    log = (second / "log.txt").read_text()
+    assert f"initialised from {ckpt}" in log
+    rows = [json.loads(line) for line in (second / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "loss" in r]
+    assert any("clip" in k for k in steps[0])
+    assert steps[0]["loss"] == pytest.approx(steps[0]["kl"] + steps[0]["clip_kl"], rel=1e-5)
+    # with lr 0 the refined encoder is exactly the PCM3 run's encoder
+    start = torch.load(ckpt, weights_only=True)["model"]
+    end = torch.load(second / "checkpoints" / "last.pt", weights_only=True)["model"]
+    for k in (k for k in start if k.startswith("encoder.") and "running" not in k and "batches" not in k):
+        torch.testing.assert_close(end[k], start[k])
