@@ -1,0 +1,149 @@
+"""``pcm3 eval TASK``: one downstream task for one encoder on one store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pcm3.errors import Pcm3Error
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from pcm3.tasks.base import TASK_MODULES
+
+    p = sub.add_parser("eval", help="evaluate an encoder on one downstream task",
+                       description=f"tasks: {', '.join(sorted(TASK_MODULES))}")
+    p.add_argument("task", metavar="TASK", help="linear, knn, occlusion, detection, ...")
+    p.add_argument("--encoder", required=True, metavar="PATH|random|raw",
+                   help="a checkpoint (.pt) or exported encoder (.safetensors); 'random' = random-init "
+                        "of the --config architecture; 'raw' = the raw coordinates")
+    p.add_argument("--data", required=True, metavar="STORE",
+                   help="store folder ('synthetic' = the built-in data; for detection the untrimmed folder)")
+    p.add_argument("--config", type=Path, metavar="CFG",
+                   help="pre-training config YAML giving the architecture of --encoder random "
+                        "(and the view length of --encoder raw)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write DIR/<task>.json (and caches/pictures)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="task config overrides, e.g. epochs=10")
+    p.set_defaults(func=evaluate)
+    _overrides_anywhere(p)
+
+
+def _overrides_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``key=value`` overrides follow the options (``eval TASK --encoder E ... k=v``).
+
+    argparse fills the positionals ``TASK [key=value ...]`` from the first run of positional
+    words only, so words after the options come back unrecognised; this sub-parser adds those
+    that look like ``key=value`` to ``overrides`` (anything else stays an error).
+    """
+    plain = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):  # type: ignore[no-untyped-def]
+        parsed, extras = plain(args, namespace)
+        is_override = [("=" in a and not a.startswith("-")) for a in extras]
+        parsed.overrides = [*parsed.overrides, *(a for a, o in zip(extras, is_override, strict=True) if o)]
+        return parsed, [a for a, o in zip(extras, is_override, strict=True) if not o]
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+
+def open_data(data: str) -> Any:
+    """The store named by ``--data`` (``synthetic`` / ``builtin`` are generated on first use)."""
+    from pcm3.data.store import open_store
+
+    if data in ("synthetic", "builtin"):
+        from pcm3.commands.pretrain import resolve_store
+
+        return resolve_store(data)
+    return open_store(data)
+
+
+def store_input_shape(store: Any) -> tuple[int, int]:
+    """(channels C, persons M) of a trimmed or untrimmed store."""
+    if hasattr(store, "x"):
+        return int(store.x.shape[1]), int(store.x.shape[4])
+    return int(store.frames.shape[1]), int(store.frames.shape[3])
+
+
+def make_encoder(spec: str, config: Path | None, store: Any, seed: int) -> Any:
+    """The encoder named by ``--encoder``: a file, ``random`` or ``raw``."""
+    from pcm3.config import load_config
+    from pcm3.engine.config import PretrainConfig
+    from pcm3.tasks.base import raw_encoder
+    from pcm3.tasks.encoders import load_encoder, random_encoder
+
+    channels, persons = store_input_shape(store)
+    if spec == "random":
+        if config is None:
+            raise Pcm3Error("--encoder random needs --config CFG (a pre-training config: the architecture)")
+        return random_encoder(load_config(PretrainConfig, config), store.layout, channels, persons, seed)
+    if spec == "raw":
+        if config is None:
+            return raw_encoder(store.layout, channels, persons)
+        cfg = load_config(PretrainConfig, config)
+        return raw_encoder(store.layout, channels, persons, cfg.augment.view_frames, cfg.stream)
+    if config is not None:
+        raise Pcm3Error("--config is only for --encoder random or raw; an encoder file carries its config")
+    return load_encoder(spec)
+
+
+def check_input_shape(encoder: Any, store: Any) -> None:
+    """Refuse a store whose channels / persons the encoder was not built for."""
+    backbone = getattr(encoder.encoder, "backbone", None)
+    expected = (getattr(backbone, "in_channels", None), getattr(backbone, "num_persons", None))
+    channels, persons = store_input_shape(store)
+    if None not in expected and expected != (channels, persons):
+        raise Pcm3Error(f"the encoder expects C={expected[0]} channels and M={expected[1]} persons; "
+                        f"the store {store.path} has C={channels}, M={persons}")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise Pcm3Error(f"--device {name!r}: {exc}") from exc
+
+
+def format_table(task: str, metrics: dict[str, float], encoder: str, seconds: float) -> str:
+    width = max([len("metric"), *map(len, metrics)])
+    lines = [f"{task} | encoder {encoder} | {seconds:.1f} s", f"{'metric':<{width}}  value"]
+    lines += [f"{k:<{width}}  {v:.2f}" for k, v in metrics.items()]
+    return "\n".join(lines)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from pcm3.config import apply_overrides, from_dict, to_dict
+    from pcm3.tasks.base import TaskContext, check_compatible, get_task
+    from pcm3.tasks.results import result_record, write_result
+
+    spec = get_task(args.task)
+    cfg = from_dict(spec.config, apply_overrides({}, args.overrides))
+    store = open_data(args.data)
+    encoder = make_encoder(args.encoder, args.config, store, args.seed)
+    check_compatible(encoder, store)
+    check_input_shape(encoder, store)
+    device = pick_device(args.device)
+    ctx = TaskContext(encoder, store.path, device, args.seed, args.out)
+    start = time.perf_counter()
+    metrics = {k: float(v) for k, v in spec.run(ctx, cfg).items()}
+    seconds = time.perf_counter() - start
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(format_table(args.task, metrics, encoder.source, seconds))
+    if args.out is not None:
+        record = result_record(args.task, metrics, config=to_dict(cfg), seed=args.seed,
+                               encoder=encoder.source, data_fingerprint=store.fingerprint, seconds=seconds)
+        path = write_result(args.out / f"{args.task}.json", record)
+        if not args.json:
+            print(f"wrote {path}")
+    return 0
