@@ -1,0 +1,173 @@
+"""Per-frame features of untrimmed sequences from a frozen encoder, in two modes.
+
+- ``sequence``: every frame's feature comes from ONE causal pass (``forward_dense``) over the
+  whole sequence; the stream modality is computed on the whole sequence. Sequences of similar
+  length are batched (padded; outputs past a sequence's length are dropped) with at most
+  ``max_batch_frames`` padded frames per call, so memory stays bounded. With
+  ``sequence_stride = s > 1`` a sequence is split into its ``s`` interleaved sub-sequences
+  (frames ``o, o + s, ...``), each encoded in one pass (its stream computed on the sub-sequence,
+  as on a subsampled clip): every frame still gets exactly one feature, at the temporal scale of
+  ``s``-times subsampled clips, for the cost of one pass.
+- ``window``: the official Simple-Skeleton-Detection inference (reference notes §6.6): for
+  frame ``t`` a window of ``window_frames`` raw frames centred at ``t``, clamped to the
+  sequence, every ``window_stride``-th frame kept (64 / 4 -> 16 frames); the stream of the
+  window, and frame ``t``'s feature = the encoder's output at the window's last step. Many
+  windows (from several sequences) go through the encoder in one call.
+
+The ``raw`` reference encoder (:class:`~pcm3.tasks.base.RawCoordinates`) gives the frame's
+coordinates in ``sequence`` mode and the flattened window coordinates in ``window`` mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pcm3.data.store import UntrimmedStore
+from pcm3.errors import ConfigError
+from pcm3.modalities import to_stream
+from pcm3.tasks.base import RawCoordinates
+
+FEATURE_MODES = ("sequence", "window")
+
+# (sequence index in the store, frame indices (n,) int64, features (n, D) float32 on the device)
+FramePiece = tuple[int, np.ndarray, Tensor]
+
+
+@dataclass(frozen=True)
+class FrameFeatureOptions:
+    """How per-frame features are computed (see the module docstring)."""
+
+    mode: str = "sequence"
+    window_frames: int = 64
+    window_stride: int = 4
+    sequence_stride: int = 1
+    max_batch_frames: int = 16384
+    window_batch: int = 512
+
+
+def official_window_indices(frames: np.ndarray, length: int, window_frames: int = 64,
+                            stride: int = 4) -> np.ndarray:
+    """``(n, ceil(window_frames / stride))`` source frames of the windows of ``frames`` ``(n,)``.
+
+    Official ``sliding_window_crop_downsample``: the window ``[s, s + window_frames)`` with
+    ``s = clip(t - window_frames // 2, 0, length - window_frames)``, every ``stride``-th frame.
+    A sequence shorter than the window starts at 0 and repeats its last frame (the official
+    code reads the zero padding of its batch array there).
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    start = np.clip(frames - window_frames // 2, 0, max(length - window_frames, 0))
+    steps = np.arange(0, window_frames, stride, dtype=np.int64)
+    return np.minimum(start[:, None] + steps[None, :], length - 1)
+
+
+def _encode_windows(encoder: nn.Module, windows: Tensor) -> Tensor:
+    """``(N, C, w, V, M) -> (N, D)``: last-step output; flattened window for raw coordinates."""
+    if isinstance(encoder, RawCoordinates):
+        return encoder.forward_features(windows)
+    return encoder.forward_dense(windows)[:, -1]
+
+
+def _window_pieces(encoder: nn.Module, store: UntrimmedStore, stream: str, opts: FrameFeatureOptions,
+                   device: torch.device, frames: Sequence[np.ndarray]) -> Iterator[FramePiece]:
+    pending: list[tuple[int, np.ndarray, Tensor]] = []
+
+    def flush() -> Iterator[FramePiece]:
+        feats = _encode_windows(encoder, torch.cat([w for _, _, w in pending])).float()
+        start = 0
+        for seq, idx, windows in pending:
+            yield seq, idx, feats[start : start + len(windows)]
+            start += len(windows)
+        pending.clear()
+
+    for i, selected in enumerate(frames):
+        if len(selected) == 0:
+            continue
+        seq = torch.tensor(store.sequence(i), device=device)  # (C, T, V, M)
+        for lo in range(0, len(selected), opts.window_batch):
+            chunk = selected[lo : lo + opts.window_batch]
+            idx = official_window_indices(chunk, seq.shape[1], opts.window_frames, opts.window_stride)
+            windows = seq[:, torch.from_numpy(idx).to(device)].permute(1, 0, 2, 3, 4)  # (n, C, w, V, M)
+            pending.append((i, chunk, to_stream(windows, stream, store.layout)))
+            if sum(len(w) for _, _, w in pending) >= opts.window_batch:
+                yield from flush()
+    if pending:
+        yield from flush()
+
+
+def _sequence_pieces(encoder: nn.Module, store: UntrimmedStore, stream: str, opts: FrameFeatureOptions,
+                     device: torch.device, frames: Sequence[np.ndarray]) -> Iterator[FramePiece]:
+    s = opts.sequence_stride
+    lengths = store.lengths
+    pieces = [(i, o) for i in range(len(store)) if len(frames[i]) for o in range(min(s, int(lengths[i])))]
+    piece_len = np.array([len(range(o, int(lengths[i]), s)) for i, o in pieces], dtype=np.int64)
+    order = np.argsort(-piece_len, kind="stable")  # longest first: similar lengths share a batch
+    batches: list[list[int]] = []
+    for p in order:
+        if batches and (len(batches[-1]) + 1) * piece_len[batches[-1][0]] <= opts.max_batch_frames:
+            batches[-1].append(int(p))
+        else:
+            batches.append([int(p)])
+    for batch in batches:
+        cache: dict[int, Tensor] = {}
+        views = []
+        for p in batch:
+            i, o = pieces[p]
+            if i not in cache:
+                cache[i] = torch.tensor(store.sequence(i), device=device)
+            views.append(to_stream(cache[i][None, :, o::s], stream, store.layout)[0])  # (C, T_p, V, M)
+        t_max = int(piece_len[batch[0]])
+        x = views[0].new_zeros((len(views), views[0].shape[0], t_max, *views[0].shape[2:]))
+        for row, view in enumerate(views):
+            x[row, :, : view.shape[1]] = view
+        lens = torch.as_tensor(piece_len[batch], device=device)
+        dense = encoder.forward_dense(x, lens).float()  # (B, t_max, D)
+        for row, p in enumerate(batch):
+            i, o = pieces[p]
+            wanted = frames[i]
+            wanted = wanted[wanted % s == o]
+            yield i, wanted, dense[row, torch.from_numpy((wanted - o) // s).to(device)]
+
+
+@torch.no_grad()
+def iter_frame_features(encoder: nn.Module, store: UntrimmedStore, stream: str, opts: FrameFeatureOptions,
+                        device: torch.device, frames: Sequence[np.ndarray] | None = None,
+                        ) -> Iterator[FramePiece]:
+    """Features of the frames ``frames[i]`` (sorted ``(n_i,)`` indices; None = every frame) of
+    every sequence ``i`` of ``store``, as pieces ``(i, frame indices, (n, D) features)``.
+
+    A sequence may arrive in several pieces, in any order; each wanted frame arrives exactly
+    once. ``encoder`` must already be in eval mode (it is not changed here).
+    """
+    if opts.mode not in FEATURE_MODES:
+        raise ConfigError(f"unknown feature mode {opts.mode!r}; expected one of {list(FEATURE_MODES)}")
+    if frames is None:
+        frames = [np.arange(int(t), dtype=np.int64) for t in store.lengths]
+    frames = [np.asarray(f, dtype=np.int64) for f in frames]
+    make = _sequence_pieces if opts.mode == "sequence" else _window_pieces
+    yield from make(encoder, store, stream, opts, device, frames)
+
+
+def frame_features(encoder: nn.Module, store: UntrimmedStore, stream: str, opts: FrameFeatureOptions,
+                   device: torch.device, frames: Sequence[np.ndarray] | None = None) -> list[Tensor]:
+    """Per sequence ``i``, the ``(len(frames[i]), D)`` features of its wanted frames, in order."""
+    wanted = ([np.arange(int(t), dtype=np.int64) for t in store.lengths] if frames is None
+              else [np.asarray(f, dtype=np.int64) for f in frames])
+    parts: list[list[tuple[np.ndarray, Tensor]]] = [[] for _ in wanted]
+    for i, idx, feats in iter_frame_features(encoder, store, stream, opts, device, wanted):
+        parts[i].append((idx, feats))
+    out = []
+    for w, pieces in zip(wanted, parts, strict=True):
+        if not pieces:
+            out.append(torch.zeros((0, 0), device=device))
+            continue
+        feats = torch.cat([f for _, f in pieces])
+        position = np.searchsorted(w, np.concatenate([idx for idx, _ in pieces]))
+        ordered = torch.empty_like(feats)
+        ordered[torch.from_numpy(position).to(feats.device)] = feats
+        out.append(ordered)
+    return out
