@@ -1,0 +1,35 @@
+"""``pcm3 bench``: pre-train (or load) an encoder and run the downstream tasks, with the
+reference encoders, into one table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_OUT = Path("runs/bench")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="pre-train, then run every downstream task into one table")
+    p.add_argument("--config", type=Path, help="bench YAML (e.g. configs/bench_quick.yaml); "
+                                                 "without it the built-in defaults")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. seed=1 tasks.linear.epochs=10 pretrain.overrides.epochs=5")
+    p.set_defaults(func=bench)
+
+
+def bench(args: argparse.Namespace) -> int:
+    from pcm3.config import load_config
+    from pcm3.tasks.bench import BenchConfig, run_bench
+
+    cfg = load_config(BenchConfig, args.config, args.overrides)
+    run_bench(cfg, args.out)
+    print()
+    print((args.out / "results.md").read_text(), end="")
+    print(f"\nresults: {args.out / 'results.json'}, {args.out / 'results.csv'}, {args.out / 'results.md'}"
+          f"\nprovenance: {args.out / 'provenance.json'}")
+    pictures = sorted((args.out / "pictures").glob("*.png")) if cfg.pictures else []
+    if pictures:
+        print("pictures: " + ", ".join(str(p) for p in pictures))
+    return 0

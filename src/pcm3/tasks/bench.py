@@ -1,0 +1,402 @@
+"""``pcm3 bench``: pre-train (or load) an encoder, run every downstream task for it and for the
+reference encoders (``random-init``: the same architecture untrained; ``raw``: the coordinates
+themselves), and write one table plus pictures.
+
+Output folder::
+
+    pretrain/                  the pre-training run (resumed when it exists)
+    tasks/<encoder>/<task>.json  one finished task: metrics + provenance (reused when the task
+                               config, seed, data and encoder weights are the same)
+    tasks/<encoder>/<task>/    what the task wrote (pictures, caches, detection predictions)
+    results.json / .csv / .md  the rows (see :mod:`pcm3.tasks.bench_table`)
+    provenance.json            config, code version, data fingerprints, per-task configs
+    pictures/                  t-SNE, confusion matrix, detection timeline, training curves
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+
+from pcm3.config import from_dict, load_config, to_dict
+from pcm3.errors import ConfigError, Pcm3Error
+from pcm3.tasks.base import TASK_MODULES, TaskContext, get_task, raw_encoder
+from pcm3.tasks.bench_table import task_rows, write_tables
+from pcm3.tasks.encoders import LoadedEncoder, load_encoder, random_encoder
+from pcm3.tasks.results import code_version, result_record, write_result
+
+UNTRIMMED_TASKS = frozenset({"detection"})  # tasks that read the untrimmed store
+DETECTION_PREDICTIONS = "detection_predictions.json"
+TIMELINE_SEQUENCES = 6  # sequences drawn in the detection timeline
+Log = Callable[[str], None]
+
+
+@dataclass
+class PretrainSource:
+    """The pre-training run of the bench: a ``PretrainConfig`` YAML plus overrides (nested
+    mappings or dotted keys: ``{model: {hidden_size: 16}}`` or ``{model.hidden_size: 16}``).
+    Its ``data`` (and ``device``, unless ``auto``) default to the bench's."""
+
+    config: str | None = "configs/pcm3_quick.yaml"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchConfig:
+    """What ``pcm3 bench`` runs. ``encoder`` (a checkpoint or exported ``.safetensors``), when
+    set, is used instead of pre-training; ``tasks`` maps a task name to overrides of its config."""
+
+    data: str = "synthetic"
+    untrimmed: str | None = None  # untrimmed store for detection; default: <data>/untrimmed
+    seed: int = 0
+    device: str = "auto"
+    pretrain: PretrainSource | None = field(default_factory=PretrainSource)
+    encoder: str | None = None
+    references: list[Literal["random-init", "raw"]] = field(default_factory=lambda: ["random-init", "raw"])
+    tasks: dict[str, dict[str, Any] | None] = field(
+        default_factory=lambda: {"knn": {}, "linear": {}, "occlusion": {}, "detection": {}})
+    pictures: bool = True
+
+    def validate(self) -> None:
+        if self.pretrain is None and self.encoder is None:
+            raise ConfigError("set either pretrain (a pre-training config) or encoder (a checkpoint path)")
+        if not self.tasks:
+            raise ConfigError("tasks is empty: name at least one task, e.g. tasks: {knn: {}}")
+        if len(set(self.references)) != len(self.references):
+            raise ConfigError(f"references lists an encoder twice: {self.references}")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def task_configs(cfg: BenchConfig) -> dict[str, Any]:
+    """Every task's typed config (unknown tasks and keys fail here, before anything runs), in
+    the table's order: that of ``TASK_MODULES``, then other tasks as listed (YAML loading does
+    not keep the order of mapping keys)."""
+    known = list(TASK_MODULES)
+    names = sorted(cfg.tasks, key=lambda n: known.index(n) if n in known else len(known))
+    return {n: from_dict(get_task(n).config, cfg.tasks[n] or {}, prefix=f"tasks.{n}") for n in names}
+
+
+def _dotted(mapping: dict[str, Any], prefix: str = "") -> list[str]:
+    """``{"a": {"b": 1}, "c.d": [1, 2]}`` -> ``["a.b=1", "c.d=[1, 2]"]`` (values as JSON = YAML)."""
+    out = []
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            out += _dotted(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}={json.dumps(value)}")
+    return out
+
+
+def pretrain_config(cfg: BenchConfig) -> Any:
+    """The ``PretrainConfig`` of ``cfg.pretrain`` (bench data/device first, overrides win)."""
+    from pcm3.engine.config import PretrainConfig
+
+    assert cfg.pretrain is not None
+    base = [f"data={json.dumps(cfg.data)}"]
+    if cfg.device != "auto":
+        base.append(f"device={json.dumps(cfg.device)}")
+    return load_config(PretrainConfig, cfg.pretrain.config, base + _dotted(cfg.pretrain.overrides))
+
+
+def _check_same_run(pcfg: Any, run_dir: Path) -> None:
+    """Refuse to resume a pre-training run folder that was made with another config."""
+    written = run_dir / "config.yaml"
+    if not written.exists():
+        return
+    old = yaml.safe_load(written.read_text()) or {}
+    new = yaml.safe_load(yaml.safe_dump(to_dict(pcfg)))
+    differ = [k for k in _changed_keys(old, new) if k != "device"]
+    if differ:
+        raise Pcm3Error(f"{run_dir} holds a pre-training run with another config (differs in: "
+                        f"{', '.join(differ)}); choose another --out or delete that folder")
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys present in both trees whose values differ (keys a newer pcm3 added are not
+    a change: their defaults keep the old behaviour)."""
+    out = []
+    for key in old.keys() & new.keys():
+        if isinstance(old[key], dict) and isinstance(new[key], dict):
+            out += _changed_keys(old[key], new[key], f"{prefix}{key}.")
+        elif old[key] != new[key]:
+            out.append(f"{prefix}{key}")
+    return sorted(out)
+
+
+def pretrained_encoder(cfg: BenchConfig, out_dir: Path, log: Log) -> tuple[LoadedEncoder, dict[str, Any]]:
+    """The encoder under test: ``cfg.encoder``, or the result of (resumed) pre-training."""
+    if cfg.encoder is not None:
+        log(f"[bench] encoder: {cfg.encoder}")
+        return load_encoder(cfg.encoder), {"encoder": cfg.encoder}
+    from pcm3.commands.pretrain import run_pretraining
+
+    pcfg = pretrain_config(cfg)
+    run_dir = out_dir / "pretrain"
+    _check_same_run(pcfg, run_dir)
+    finished = run_dir / "summary.json"
+    if finished.exists() and (run_dir / "checkpoints" / "last.pt").exists():
+        log(f"[bench] pre-training in {run_dir} is finished: reusing it")
+        summary = json.loads(finished.read_text())
+    else:
+        log(f"[bench] pre-training into {run_dir} (resumed if it exists) ...")
+        summary = run_pretraining(pcfg, run_dir, resume="auto")
+    info = {"run_dir": str(run_dir), "config": to_dict(pcfg), "summary": summary}
+    return load_encoder(run_dir / "checkpoints" / "last.pt"), info
+
+
+def reference_encoders(cfg: BenchConfig, pretrained: LoadedEncoder, in_channels: int,
+                       num_persons: int) -> dict[str, LoadedEncoder]:
+    from pcm3.engine.config import PretrainConfig
+
+    out: dict[str, LoadedEncoder] = {}
+    for name in cfg.references:
+        if name == "random-init":
+            arch = from_dict(PretrainConfig, pretrained.config)
+            out[name] = random_encoder(arch, pretrained.layout, in_channels, num_persons, seed=cfg.seed)
+        else:
+            out[name] = raw_encoder(pretrained.layout, in_channels, num_persons,
+                                    frames=pretrained.view_frames, stream=pretrained.stream)
+    return out
+
+
+def encoder_fingerprint(encoder: LoadedEncoder) -> str:
+    """16 hex digits that change with any weight or buffer, the stream, view or layout."""
+    h = hashlib.sha256(json.dumps([type(encoder.encoder).__name__, encoder.stream, encoder.view_frames,
+                                   encoder.layout.to_dict()], sort_keys=True, default=str).encode())
+    for key, tensor in sorted(encoder.encoder.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _cached_record(path: Path, record_key: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored result at ``path`` if it was made by the same task config, seed, data and weights."""
+    try:
+        record = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or "metrics" not in record:
+        return None
+    return record if all(record.get(k) == v for k, v in record_key.items()) else None
+
+
+def evaluated_split(task_cfg: Any, store: Any) -> str:
+    """The split a task evaluates on: its ``test_split`` or the store's default one."""
+    from pcm3.tasks.features import split_pair
+
+    name = getattr(task_cfg, "test_split", None)
+    if name is not None:
+        return name
+    try:
+        return split_pair(store, getattr(task_cfg, "train_split", None), None)[1].split_name
+    except Pcm3Error:
+        return "-"
+
+
+@dataclass
+class _Stores:
+    """The stores of a bench: trimmed, and untrimmed when a task needs it."""
+
+    trimmed: Any
+    untrimmed_path: Path | None
+    untrimmed: Any
+
+    @classmethod
+    def open(cls, cfg: BenchConfig, needs_untrimmed: bool) -> _Stores:
+        from pcm3.commands.pretrain import resolve_store
+        from pcm3.data.store import UNTRIMMED_DIR, open_untrimmed
+
+        trimmed = resolve_store(cfg.data)
+        if not needs_untrimmed:
+            return cls(trimmed, None, None)
+        path = Path(cfg.untrimmed) if cfg.untrimmed else trimmed.path
+        if cfg.untrimmed is None and not (path / UNTRIMMED_DIR / "meta.json").exists():
+            raise ConfigError(f"tasks {sorted(UNTRIMMED_TASKS & set(cfg.tasks))} need untrimmed sequences; "
+                              f"{trimmed.path} has no {UNTRIMMED_DIR}/ folder: set untrimmed=PATH")
+        return cls(trimmed, path, open_untrimmed(path))
+
+    def for_task(self, task: str) -> tuple[Path, Any]:
+        if task in UNTRIMMED_TASKS:
+            return self.untrimmed_path, self.untrimmed  # type: ignore[return-value]
+        return self.trimmed.path, self.trimmed
+
+
+def run_task(task: str, task_cfg: Any, encoder_name: str, encoder: LoadedEncoder, stores: _Stores,
+             cfg: BenchConfig, out_dir: Path, device: torch.device) -> tuple[dict[str, Any], bool]:
+    """``(record, cached)``: one task on one encoder, or its stored result when still valid."""
+    store_path, store = stores.for_task(task)
+    fingerprint = encoder_fingerprint(encoder)
+    record_key = {"task": task, "encoder": encoder_name, "config": _plain(to_dict(task_cfg)),
+                  "seed": cfg.seed, "data_fingerprint": store.fingerprint, "encoder_fingerprint": fingerprint}
+    path = out_dir / "tasks" / encoder_name / f"{task}.json"
+    record = _cached_record(path, record_key)
+    if record is not None:
+        return record, True
+    task_dir = out_dir / "tasks" / encoder_name / task
+    task_dir.mkdir(parents=True, exist_ok=True)
+    ctx = TaskContext(encoder, Path(store_path), device, cfg.seed, task_dir)
+    start = time.perf_counter()
+    metrics = get_task(task).run(ctx, task_cfg)
+    seconds = time.perf_counter() - start
+    if not any(task_dir.iterdir()):
+        task_dir.rmdir()  # the task wrote nothing
+    if encoder_fingerprint(encoder) != fingerprint:
+        raise Pcm3Error(f"task {task!r} changed the weights or buffers of the {encoder_name} encoder; "
+                        "a task must train a copy (the next tasks would see the changed encoder)")
+    record = result_record(task, metrics, config=record_key["config"], seed=cfg.seed, encoder=encoder_name,
+                           data_fingerprint=store.fingerprint, seconds=seconds)
+    record.update(encoder_fingerprint=fingerprint, encoder_source=encoder.source,
+                  split=evaluated_split(task_cfg, store))
+    write_result(path, record)
+    return record, False
+
+
+def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[dict[str, Any]]:
+    """Run the bench of ``cfg`` into ``out_dir``; returns the rows written to ``results.json``."""
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    device = resolve_device(cfg.device)
+    configs = task_configs(cfg)
+    stores = _Stores.open(cfg, needs_untrimmed=bool(UNTRIMMED_TASKS & set(configs)))
+    pretrained, pretrain_info = pretrained_encoder(cfg, out_dir, log)
+    name = str(pretrained.config.get("method") or "pretrained")
+    c, m = stores.trimmed.x.shape[1], stores.trimmed.x.shape[4]
+    encoders = {name: pretrained, **reference_encoders(cfg, pretrained, c, m)}
+    rows: list[dict[str, Any]] = []
+    cached: list[str] = []
+    for task, task_cfg in configs.items():
+        for encoder_name, encoder in encoders.items():
+            record, was_cached = run_task(task, task_cfg, encoder_name, encoder, stores, cfg, out_dir, device)
+            new = task_rows(encoder_name, task, record["metrics"], record.get("split", "-"), cfg.seed,
+                            record["seconds"])
+            rows += new
+            cached += [f"{encoder_name}/{task}"] if was_cached else []
+            shown = ", ".join(f"{r['metric']} {r['value']:.1f}" for r in new[:4])
+            log(f"[bench] {task:<10} {encoder_name:<12} {shown}  ({record['seconds']:.1f} s"
+                f"{', cached' if was_cached else ''})")
+    caption = (f"Seed {cfg.seed}; data {stores.trimmed.path} ({stores.trimmed.fingerprint}); values in "
+               f"percent where the metric is an accuracy or mAP; final-epoch numbers.")
+    write_tables(out_dir, rows, caption)
+    provenance = {
+        "config": to_dict(cfg), "code_version": code_version(), "device": str(device),
+        "data": {"path": str(stores.trimmed.path), "fingerprint": stores.trimmed.fingerprint},
+        "untrimmed": None if stores.untrimmed is None else
+        {"path": str(stores.untrimmed_path), "fingerprint": stores.untrimmed.fingerprint},
+        "encoders": {n: {"source": e.source, "fingerprint": encoder_fingerprint(e), "stream": e.stream,
+                         "view_frames": e.view_frames} for n, e in encoders.items()},
+        "pretrain": pretrain_info, "tasks": {t: to_dict(c) for t, c in configs.items()},
+        "cached": cached, "seconds": round(time.perf_counter() - start, 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_result(out_dir / "provenance.json", provenance)
+    if cfg.pictures:
+        draw_pictures(out_dir, name, pretrained, stores, configs, cfg.seed, device, log)
+    return rows
+
+
+# ----------------------------------------------------------------------------------- pictures
+def draw_pictures(out_dir: Path, name: str, encoder: LoadedEncoder, stores: _Stores, configs: dict[str, Any],
+                  seed: int, device: torch.device, log: Log = print) -> list[Path]:
+    """The pictures of the pre-trained encoder into ``out_dir/pictures``; a picture whose input
+    is missing or unusable is skipped with a note."""
+    from pcm3.tasks.features import split_pair
+
+    folder = out_dir / "pictures"
+    probe_cfg = configs.get("linear") or configs.get("knn")
+    splits = (getattr(probe_cfg, "train_split", None), getattr(probe_cfg, "test_split", None))
+    drawers: dict[str, Callable[[], Path | None]] = {
+        "t-SNE": lambda: _tsne(encoder, split_pair(stores.trimmed, *splits)[1], device, seed, folder),
+        "confusion matrix": lambda: _confusion(encoder, *split_pair(stores.trimmed, *splits), device, seed,
+                                               configs.get("linear"), folder),
+        "detection timeline": lambda: _timeline(out_dir / "tasks" / name, stores, configs, folder),
+        "training curves": lambda: _curves(out_dir / "pretrain" / "metrics.jsonl", folder),
+    }
+    made = []
+    for what, draw in drawers.items():
+        try:
+            path = draw()
+        except Pcm3Error as exc:
+            log(f"[bench] no {what} picture: {exc}")
+            continue
+        if path is not None:
+            made.append(path)
+    return made
+
+
+def _tsne(encoder: LoadedEncoder, test: Any, device: torch.device, seed: int, folder: Path) -> Path:
+    from pcm3.tasks.features import cached_features
+    from pcm3.viz.plots import plot_tsne
+
+    features = cached_features(encoder, test, device)
+    return plot_tsne(features, test.labels, test.class_names, folder / "tsne.png", seed,
+                     title=f"t-SNE of {test.split_name} features")
+
+
+def _confusion(encoder: LoadedEncoder, train: Any, test: Any, device: torch.device, seed: int,
+               linear_cfg: Any, folder: Path) -> Path:
+    """The linear protocol's head (:func:`train_linear_head`, the linear task's optimisation
+    settings, centre-crop features) on the test split, as a confusion matrix."""
+    from pcm3.tasks.features import cached_features, evaluation_labels, labelled_rows
+    from pcm3.tasks.probe import ProbeConfig, predict_scores, train_linear_head
+    from pcm3.viz.plots import plot_confusion
+
+    rows = labelled_rows(train)
+    y_test = evaluation_labels(test)
+    features = cached_features(encoder, train, device)[rows]
+    probe = from_dict(ProbeConfig, {k: v for k, v in to_dict(linear_cfg or ProbeConfig()).items()
+                                    if k in ProbeConfig.__dataclass_fields__})
+    head = train_linear_head(features, train.labels[rows], train.num_classes, probe, seed, device)
+    predicted = predict_scores(head, cached_features(encoder, test, device)).argmax(1).numpy()
+    return plot_confusion(y_test, predicted, test.class_names, folder / "confusion_linear.png",
+                          title=f"linear head, {test.split_name} (rows: true class)")
+
+
+def _timeline(task_dir: Path, stores: _Stores, configs: dict[str, Any], folder: Path) -> Path | None:
+    """Ground truth vs the detection task's predictions on the first test sequences."""
+    from pcm3.tasks.features import split_pair
+    from pcm3.viz.plots import plot_detection_timeline
+
+    found = [(t, task_dir / t / DETECTION_PREDICTIONS) for t in configs if t in UNTRIMMED_TASKS]
+    found = [(t, p) for t, p in found if p.exists()]
+    if not found:
+        return None
+    task, path = found[0]
+    try:
+        predictions = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise Pcm3Error(f"{path}: invalid JSON: {exc}") from exc
+    task_cfg = configs[task]
+    split = next((p["split"] for p in predictions if "split" in p), getattr(task_cfg, "test_split", None))
+    test = split_pair(stores.untrimmed, getattr(task_cfg, "train_split", None), split)[1]
+    sequences = []
+    for i in range(min(len(test), TIMELINE_SEQUENCES)):
+        truth = [tuple(int(v) for v in row) for row in test.intervals(i)]
+        pred = [(p["label"], p["start"], p["end"], p.get("score", 1.0)) for p in predictions
+                if int(p["sequence"]) == i]
+        sequences.append({"name": str(test.ids[i]), "length": int(test.lengths[i]), "truth": truth,
+                          "pred": pred})
+    return plot_detection_timeline(sequences, test.class_names, folder / "detection_timeline.png",
+                                   title=f"{task}: ground truth vs predictions ({test.split_name})")
+
+
+def _curves(metrics: Path, folder: Path) -> Path | None:
+    from pcm3.viz.plots import plot_training_curves
+
+    return plot_training_curves(metrics, folder / "training_curves.png") if metrics.exists() else None

@@ -1,0 +1,105 @@
+"""The benchmark's result files: ``results.json`` (a list of rows), ``results.csv`` (the same
+rows) and ``results.md`` (one table: a row per task/metric, a column per encoder).
+
+A row is ``{"encoder", "task", "metric", "value", "split", "seed", "seconds"}``; ``seconds`` is
+the wall-clock time of the whole task for that encoder (the same on each of its metric rows).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pcm3.errors import Pcm3Error
+
+ROW_KEYS = ("encoder", "task", "metric", "value", "split", "seed", "seconds")
+
+
+def task_rows(encoder: str, task: str, metrics: dict[str, Any], split: str, seed: int,
+              seconds: float) -> list[dict[str, Any]]:
+    """One row per metric of one task run (values as floats)."""
+    rows = []
+    for metric, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise Pcm3Error(f"task {task!r} returned a non-numeric metric {metric!r}: {value!r}")
+        rows.append({"encoder": encoder, "task": task, "metric": metric, "value": float(value),
+                     "split": split, "seed": seed, "seconds": round(float(seconds), 2)})
+    return rows
+
+
+def _order(values: Sequence[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+def _number(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.1f}"
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as one Markdown table, padded so that it also reads well in a terminal.
+
+    Rows: task/metric in the order first met; columns: encoders in the order first met (the
+    pre-trained encoder comes first in a bench), values to 1 decimal, ``-`` where an encoder has
+    no value; last column: each encoder's seconds for the task (on the task's first row).
+    """
+    encoders = _order(r["encoder"] for r in rows)
+    keys = _order((r["task"], r["metric"]) for r in rows)
+    value = {(r["task"], r["metric"], r["encoder"]): r["value"] for r in rows}
+    seconds = {(r["task"], r["encoder"]): r["seconds"] for r in rows}
+    header = ["task", "metric", *encoders, f"seconds ({' / '.join(encoders)})"]
+    body = []
+    previous_task = None
+    for task, metric in keys:
+        cells = [task if task != previous_task else "", metric]
+        cells += [_number(value[task, metric, e]) if (task, metric, e) in value else "-" for e in encoders]
+        times = [f"{seconds[task, e]:.1f}" if (task, e) in seconds else "-" for e in encoders]
+        cells.append(" / ".join(times) if task != previous_task else "")
+        body.append(cells)
+        previous_task = task
+    widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
+    numeric = [False, False] + [True] * (len(header) - 2)
+
+    def fmt(cells: Sequence[str]) -> str:
+        columns = zip(cells, widths, numeric, strict=True)
+        padded = [c.rjust(w) if right else c.ljust(w) for c, w, right in columns]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if right else "-" * (w + 2)
+                          for w, right in zip(widths, numeric, strict=True)) + "|"
+    return "\n".join([fmt(header), rule, *(fmt(cells) for cells in body)]) + "\n"
+
+
+def write_tables(out_dir: Path, rows: Sequence[dict[str, Any]], caption: str = "") -> dict[str, Path]:
+    """Write ``results.json``, ``results.csv`` and ``results.md`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "results.json", "csv": out_dir / "results.csv", "md": out_dir / "results.md"}
+    clean = [{k: r[k] for k in ROW_KEYS} for r in rows]
+    _atomic_write(paths["json"], json.dumps(clean, indent=1) + "\n")
+    tmp = paths["csv"].with_name(paths["csv"].name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=ROW_KEYS)
+        writer.writeheader()
+        writer.writerows(clean)
+    tmp.replace(paths["csv"])
+    text = markdown_table(clean)
+    _atomic_write(paths["md"], text + (f"\n{caption}\n" if caption else ""))
+    return paths
+
+
+def read_csv_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a ``results.csv`` with their types back (value/seconds float, seed int)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        row.update(value=float(row["value"]), seconds=float(row["seconds"]), seed=int(row["seed"]))
+    return rows
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
