@@ -135,3 +135,15 @@ def test_export_writes_the_encoder_as_safetensors(tiny_store_path, tmp_path):
 def test_batch_too_large_is_refused(tiny_store_path, tmp_path):
     with pytest.raises(Pcm3Error, match="cannot fill one batch of 64"):
         _trainer(tiny_store_path, Path(tmp_path), "batch_size=64")
+
+
+def test_excluded_classes_never_reach_pretraining(tiny_store_path):
+    from pcm3.commands.pretrain import without_classes
+
+    store = open_store(tiny_store_path).split("xsub/train")
+    kept = without_classes(store, [1])
+    assert len(kept) == (store.labels != 1).sum() and 1 not in set(kept.labels.tolist())
+    with pytest.raises(Pcm3Error, match="not a class"):
+        without_classes(store, ["no such class"])
+    with pytest.raises(Pcm3Error, match="leaves no training samples"):
+        without_classes(store, [0, 1, 2])

@@ -63,6 +63,21 @@ def pick_splits(store, split: str | None, eval_split: str | None):
     return train, evaluation
 
 
+def without_classes(store, classes: list[int | str]):  # -> SkeletonStore
+    """``store`` without the samples of ``classes`` (names or indices): classes held out of
+    pre-training for the few-shot task. Unlabelled samples stay."""
+    import numpy as np
+
+    from pcm3.tasks.fewshot import novel_class_indices
+    from pcm3.tasks.subsets import subset_store
+
+    excluded = novel_class_indices(store, list(classes))
+    rows = np.flatnonzero(~np.isin(store.labels, excluded))
+    if len(rows) == 0:
+        raise Pcm3Error(f"excluding classes {excluded} leaves no training samples in {store}")
+    return subset_store(store, rows, name=f"{store.split_name} without classes {excluded}")
+
+
 def pretrain(args: argparse.Namespace) -> int:
     from pcm3.config import load_config
     from pcm3.engine.config import PretrainConfig
@@ -94,6 +109,8 @@ def run_pretraining(cfg, out: Path, resume: str | Path | None = "auto") -> dict 
         seed_everything(cfg.seed, deterministic=cfg.deterministic)
         store = resolve_store(cfg.data)
         train, evaluation = pick_splits(store, cfg.split, cfg.eval_split)
+        if cfg.exclude_classes:
+            train = without_classes(train, cfg.exclude_classes)
         c, m = store.x.shape[1], store.x.shape[4]
         method = build_method(cfg, store.layout, c, m).to(device)
         if rank == 0:

@@ -104,6 +104,7 @@ class PretrainConfig:
     data: str = "synthetic"  # store path or catalog name
     split: str | None = None  # training split; None = the store's */train split or all samples
     eval_split: str | None = None  # labelled split for the online 1-NN health signal
+    exclude_classes: list[int | str] = field(default_factory=list)  # held out (few-shot novel classes)
     stream: Literal["joint", "motion", "bone"] = "joint"
     seed: int = 42
     epochs: int = 451

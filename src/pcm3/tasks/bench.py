@@ -140,10 +140,18 @@ def pretrained_encoder(cfg: BenchConfig, out_dir: Path, log: Log) -> tuple[Loade
     """The encoder under test: ``cfg.encoder``, or the result of (resumed) pre-training."""
     if cfg.encoder is not None:
         log(f"[bench] encoder: {cfg.encoder}")
+        if "fewshot" in cfg.tasks:
+            log("[bench] note: few-shot numbers assume this encoder never saw the novel classes")
         return load_encoder(cfg.encoder), {"encoder": cfg.encoder}
-    from pcm3.commands.pretrain import run_pretraining
+    from pcm3.commands.pretrain import resolve_store, run_pretraining
 
     pcfg = pretrain_config(cfg)
+    if "fewshot" in cfg.tasks and not pcfg.exclude_classes:
+        from pcm3.tasks.fewshot import novel_class_indices
+
+        novel = task_configs(cfg)["fewshot"].novel_classes
+        pcfg.exclude_classes = novel_class_indices(resolve_store(pcfg.data), novel)
+        log(f"[bench] the few-shot novel classes {pcfg.exclude_classes} are held out of pre-training")
     run_dir = out_dir / "pretrain"
     _check_same_run(pcfg, run_dir)
     finished = run_dir / "summary.json"
