@@ -1,8 +1,10 @@
 """``pcm3 quickstart``: the README's main job on the built-in dataset.
 
-What it does today: generates the built-in dataset (when absent), summarises it and renders
-a trimmed sample and an untrimmed recording as animations. Pre-training followed by the
-benchmark joins this command when the benchmark lands; until then it says so.
+Generates the built-in dataset when absent, pre-trains PCM3 with the CPU-sized quick config,
+runs the benchmark of ``configs/quickstart.yaml`` (every task the built-in data supports,
+detection included) for the pre-trained encoder and the two references (``random-init``,
+``raw``), then prints the table and where the pictures are. A rerun with the same ``--out``
+reuses every finished stage.
 """
 
 from __future__ import annotations
@@ -11,43 +13,49 @@ import argparse
 import time
 from pathlib import Path
 
+from pcm3.errors import Pcm3Error
+
 DEFAULT_DATA = Path("data/builtin")
+QUICKSTART_CONFIG = Path("configs/quickstart.yaml")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("quickstart", help="the main job on the built-in dataset")
+    p = sub.add_parser("quickstart", help="the main job: built-in data, PCM3 pre-training, the benchmark")
     p.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run folder")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                   help=f"where the built-in dataset is kept (default {DEFAULT_DATA})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", type=Path, default=QUICKSTART_CONFIG,
+                   help=f"bench config (default {QUICKSTART_CONFIG}, relative to the pcm3 checkout)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="bench config overrides")
     p.set_defaults(func=quickstart)
 
 
 def quickstart(args: argparse.Namespace) -> int:
     from pcm3.commands.data import store_summary
-    from pcm3.data.store import open_store
-    from pcm3.data.synthetic import synthesize_store
+    from pcm3.commands.pretrain import resolve_store
+    from pcm3.config import load_config
+    from pcm3.tasks.bench import BenchConfig, run_bench
     from pcm3.viz.skeleton_animation import show_store_sample
 
     start = time.perf_counter()
-    if (args.data / "meta.json").exists():
-        store = open_store(args.data)
-        print(f"[1/3] built-in dataset found at {args.data} ({len(store)} samples)")
-    else:
-        print(f"[1/3] generating the built-in dataset at {args.data} ...")
-        store = synthesize_store(args.data, seed=args.seed)
-    summary = store_summary(args.data)
+    if not args.config.exists():
+        raise Pcm3Error(f"{args.config} not found: run the quickstart from the pcm3 checkout "
+                        "(make quickstart), or pass --config")
+    cfg = load_config(BenchConfig, args.config, args.overrides)
+    print("[1/3] built-in dataset")
+    store = resolve_store(cfg.data)
+    summary = store_summary(store.path)
     splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
     print(f"      {summary['num_samples']} clips, {summary['num_classes']} classes, layout "
-          f"{summary['layout']}, splits: {splits}; {summary.get('num_sequences', 0)} untrimmed "
-          f"recordings with {summary.get('num_intervals', 0)} action intervals")
+          f"{summary['layout']}, splits: {splits}")
     args.out.mkdir(parents=True, exist_ok=True)
-    print("[2/3] rendering a sample and an untrimmed recording ...")
-    clip = show_store_sample(args.data, 0, args.out / "sample_0.gif")
-    recording = show_store_sample(args.data / "untrimmed", 0, args.out / "recording_0.gif")
-    print(f"      {clip}\n      {recording}")
-    print("[3/3] nothing was trained or evaluated: the multi-task benchmark is not built yet, so the\n"
-          "      quickstart stops here. Pre-training works on its own:\n"
-          "      pcm3 pretrain --config configs/pcm3_quick.yaml --out runs/pcm3_quick")
-    print(f"done in {time.perf_counter() - start:.1f} s")
+    clip = show_store_sample(store.path, 0, args.out / "sample_0.gif")
+    print(f"      a sample clip: {clip}")
+    print("[2/3] pre-training + benchmark (pcm3 bench; a rerun reuses finished stages)")
+    run_bench(cfg, args.out, log=lambda line: print("      " + line, flush=True))
+    print("[3/3] results (final-epoch numbers; random-init and raw are the reference rows)\n")
+    print((args.out / "results.md").read_text(), end="")
+    pictures = sorted((args.out / "pictures").glob("*.png"))
+    print(f"\nresults: {args.out / 'results.md'} (also .csv, .json; provenance.json)")
+    if pictures:
+        print("pictures: " + ", ".join(str(p) for p in pictures))
+    print(f"done in {(time.perf_counter() - start) / 60:.1f} min")
     return 0
