@@ -224,3 +224,16 @@ def cached_features(loaded: Any, store: SkeletonStore, device: torch.device, bat
 
 def clear_feature_cache() -> None:
     _CACHE.clear()
+
+
+def labelled_splits(ctx, cfg, task: str) -> tuple[SkeletonStore, SkeletonStore, SkeletonStore, np.ndarray,
+                                                  np.ndarray]:
+    """What every classification task starts with: ``(store, train, test, rows, y_test)`` for
+    the trimmed store of ``ctx`` checked against its encoder, the splits of ``cfg``
+    (``train_split`` / ``test_split``), the labelled training rows and the test labels."""
+    store = open_trimmed(ctx.store_path, task)
+    from pcm3.tasks.base import check_compatible
+
+    check_compatible(ctx.encoder, store)
+    train, test = split_pair(store, cfg.train_split, cfg.test_split)
+    return store, train, test, labelled_rows(train), evaluation_labels(test)

@@ -15,14 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from pcm3.errors import ConfigError
-from pcm3.tasks.base import TaskContext, check_compatible, register_task
+from pcm3.tasks.base import TaskContext, register_task
 from pcm3.tasks.features import (
     cached_features,
-    evaluation_labels,
     knn_top1,
-    labelled_rows,
-    open_trimmed,
-    split_pair,
+    labelled_splits,
 )
 
 
@@ -56,11 +53,7 @@ def retrieval_precision(gallery: np.ndarray, gallery_labels: np.ndarray, query: 
 
 @register_task("knn", KnnConfig, "k-NN retrieval on frozen features, cosine (top-1, precision@5)")
 def run(ctx: TaskContext, cfg: KnnConfig) -> dict[str, float]:
-    store = open_trimmed(ctx.store_path, "knn")
-    check_compatible(ctx.encoder, store)
-    train, test = split_pair(store, cfg.train_split, cfg.test_split)
-    rows = labelled_rows(train)
-    y_test = evaluation_labels(test)
+    _, train, test, rows, y_test = labelled_splits(ctx, cfg, "knn")
     gallery = cached_features(ctx.encoder, train, ctx.device, cfg.feature_batch_size, cfg.crop_ratio)[rows]
     query = cached_features(ctx.encoder, test, ctx.device, cfg.feature_batch_size, cfg.crop_ratio)
     y_gallery = train.labels[rows]

@@ -22,14 +22,11 @@ import numpy as np
 import torch
 
 from pcm3.errors import ConfigError
-from pcm3.tasks.base import TaskContext, check_compatible, register_task
+from pcm3.tasks.base import TaskContext, register_task
 from pcm3.tasks.features import (
     cached_features,
-    evaluation_labels,
-    labelled_rows,
-    open_trimmed,
+    labelled_splits,
     random_crop_features,
-    split_pair,
 )
 from pcm3.tasks.probe import ProbeConfig, predict_scores, topk_accuracy, train_linear_head
 
@@ -53,11 +50,7 @@ class LinearConfig(ProbeConfig):
 
 @register_task("linear", LinearConfig, "frozen encoder + linear head on its features (top-1, top-5)")
 def run(ctx: TaskContext, cfg: LinearConfig) -> dict[str, float]:
-    store = open_trimmed(ctx.store_path, "linear")
-    check_compatible(ctx.encoder, store)
-    train, test = split_pair(store, cfg.train_split, cfg.test_split)
-    rows = labelled_rows(train)
-    y_test = evaluation_labels(test)
+    store, train, test, rows, y_test = labelled_splits(ctx, cfg, "linear")
     loaded = ctx.encoder
     if cfg.augment:
         generator = torch.Generator().manual_seed(ctx.seed + 1)  # crops; the head uses ctx.seed

@@ -34,14 +34,11 @@ from pcm3.augment.occlusion import apply_occlusion, spatial_occlusion_mask, temp
 from pcm3.data.store import SkeletonStore
 from pcm3.errors import ConfigError
 from pcm3.layouts import Layout
-from pcm3.tasks.base import TaskContext, check_compatible, register_task
+from pcm3.tasks.base import TaskContext, register_task
 from pcm3.tasks.features import (
     cached_features,
-    evaluation_labels,
     extract_features,
-    labelled_rows,
-    open_trimmed,
-    split_pair,
+    labelled_splits,
 )
 from pcm3.tasks.probe import ProbeConfig, predict_scores, topk_accuracy, train_linear_head
 
@@ -111,11 +108,7 @@ def occlusion_masks(test: SkeletonStore, frames: int, ratio: tuple[float, float]
 @register_task("occlusion", OcclusionConfig,
                "linear head from clean clips; top-1 on clean, body-part and frame-block occluded test clips")
 def run(ctx: TaskContext, cfg: OcclusionConfig) -> dict[str, float]:
-    store = open_trimmed(ctx.store_path, "occlusion")
-    check_compatible(ctx.encoder, store)
-    train, test = split_pair(store, cfg.train_split, cfg.test_split)
-    rows = labelled_rows(train)
-    y_test = evaluation_labels(test)
+    store, train, test, rows, y_test = labelled_splits(ctx, cfg, "occlusion")
     loaded = ctx.encoder
     features = cached_features(loaded, train, ctx.device, cfg.feature_batch_size, cfg.crop_ratio)[rows]
     head = train_linear_head(features, train.labels[rows], store.num_classes, cfg, ctx.seed, ctx.device)
