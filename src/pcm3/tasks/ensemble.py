@@ -27,6 +27,7 @@ from pcm3.errors import ConfigError
 from pcm3.tasks.base import TaskContext, check_compatible, register_task
 from pcm3.tasks.encoders import LoadedEncoder, load_encoder
 from pcm3.tasks.features import (
+    FrozenFeatureConfig,
     cached_features,
     evaluation_labels,
     labelled_rows,
@@ -37,16 +38,12 @@ from pcm3.tasks.probe import ProbeConfig, predict_scores, topk_accuracy, train_l
 
 
 @dataclass
-class EnsembleConfig(ProbeConfig):
+class EnsembleConfig(ProbeConfig, FrozenFeatureConfig):
     """Fusion of the context's encoder with ``encoders`` (paths); head fields as in ``linear``."""
 
     encoders: list[str] = field(default_factory=list)
     weights: list[float] | None = None  # one per encoder (context's first); None = equal
     scores: Literal["softmax", "logits"] = "softmax"  # what is fused
-    train_split: str | None = None
-    test_split: str | None = None
-    crop_ratio: float = 0.95
-    feature_batch_size: int = 256
 
     def validate(self) -> None:
         super().validate()

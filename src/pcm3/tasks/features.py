@@ -6,6 +6,7 @@ from __future__ import annotations
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,18 @@ def encode_views(
         view = to_stream(view, stream, store.layout)
         out.append(encoder.forward_features(view).float().cpu())
     return torch.cat(out).numpy()
+
+
+
+@dataclass
+class FrozenFeatureConfig:
+    """Config fields of every task on frozen sequence features: the splits (None = the store's
+    ``*/train`` and matching ``*/val`` or ``*/test``) and the evaluation view."""
+
+    train_split: str | None = None
+    test_split: str | None = None
+    crop_ratio: float = 0.95  # evaluation view: the centre of each clip, resized
+    feature_batch_size: int = 256
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ import numpy as np
 from pcm3.errors import ConfigError
 from pcm3.tasks.base import TaskContext, register_task
 from pcm3.tasks.features import (
+    FrozenFeatureConfig,
     cached_features,
     knn_top1,
     labelled_splits,
@@ -24,13 +25,9 @@ from pcm3.tasks.features import (
 
 
 @dataclass
-class KnnConfig:
+class KnnConfig(FrozenFeatureConfig):
     k: int = 1
     precision_at: int = 5
-    train_split: str | None = None
-    test_split: str | None = None
-    crop_ratio: float = 0.95
-    feature_batch_size: int = 256
 
     def validate(self) -> None:
         if self.k < 1 or self.precision_at < 1:

@@ -24,6 +24,7 @@ import torch
 from pcm3.errors import ConfigError
 from pcm3.tasks.base import TaskContext, register_task
 from pcm3.tasks.features import (
+    FrozenFeatureConfig,
     cached_features,
     labelled_splits,
     random_crop_features,
@@ -32,15 +33,11 @@ from pcm3.tasks.probe import ProbeConfig, predict_scores, topk_accuracy, train_l
 
 
 @dataclass
-class LinearConfig(ProbeConfig):
+class LinearConfig(ProbeConfig, FrozenFeatureConfig):
     """Linear evaluation; optimisation fields from :class:`ProbeConfig` (CMD defaults)."""
 
-    train_split: str | None = None
-    test_split: str | None = None
     augment: bool = False  # True = CMD protocol (random crop every epoch, slow)
     crop_scale: tuple[float, float] = (0.5, 1.0)  # augment only
-    crop_ratio: float = 0.95  # evaluation view: centre crop
-    feature_batch_size: int = 256
 
     def validate(self) -> None:
         super().validate()

@@ -36,6 +36,7 @@ from pcm3.errors import ConfigError
 from pcm3.layouts import Layout
 from pcm3.tasks.base import TaskContext, register_task
 from pcm3.tasks.features import (
+    FrozenFeatureConfig,
     cached_features,
     extract_features,
     labelled_splits,
@@ -44,15 +45,11 @@ from pcm3.tasks.probe import ProbeConfig, predict_scores, topk_accuracy, train_l
 
 
 @dataclass
-class OcclusionConfig(ProbeConfig):
+class OcclusionConfig(ProbeConfig, FrozenFeatureConfig):
     """Occluded recognition; the head's optimisation fields come from :class:`ProbeConfig`."""
 
     ratio: tuple[float, float] = (0.3, 0.7)
     mask_seed: int = 0  # fixes the occluded test set (independent of the run's seed)
-    train_split: str | None = None
-    test_split: str | None = None
-    crop_ratio: float = 0.95
-    feature_batch_size: int = 256
 
     def validate(self) -> None:
         super().validate()
