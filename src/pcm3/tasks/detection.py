@@ -6,11 +6,12 @@ Protocol, and where it differs from the official linear protocol on purpose:
 - the encoder is strictly frozen, in eval mode (the official code leaves it in train mode, so
   its input BatchNorm statistics adapt to the detection data; here nothing about the encoder
   changes, as in every other frozen-encoder task);
-- per-frame features (:mod:`pcm3.tasks.detection_features`): ``features="sequence"`` (one causal
-  pass over each whole sequence) or ``"window"`` (the official 64-frame / stride-4 window per
-  frame, last-step output), the same view for training and test frames (the official training
-  windows use a random stride 3-5 and centre; ours are the deterministic inference windows, so
-  features are computed once and cached);
+- per-frame features (:mod:`pcm3.tasks.detection_features`): ``features="window"`` (default: the
+  official 64-frame / stride-4 window per frame, last-step output, batched over many windows)
+  or ``"sequence"`` (one causal pass over each whole sequence: 3-6x faster, but lower mAP with
+  our encoders, see ``benchmarks/README.md``), the same view for training and test frames
+  (the official training windows use a random stride 3-5 and centre; ours are the
+  deterministic inference windows, so features are computed once and cached);
 - classifier ``Linear(D, K + 1)`` (output 0 = background, action ``k`` -> ``k + 1``), init
   N(0, 0.01²), bias 0, trained on the training split's frames (every frame, or a seeded uniform
   subsample of ``max_train_frames``), features centred on the training frames' mean and divided by
@@ -56,7 +57,7 @@ from pcm3.tasks.features import split_pair
 class DetectionConfig:
     """Detection protocol settings (defaults: reference notes §6.6; see the module docstring)."""
 
-    features: Literal["sequence", "window"] = "sequence"
+    features: Literal["sequence", "window"] = "window"  # benchmarks/README.md: window has the higher mAP
     window_frames: int = 64  # window mode: raw frames per window, centred on the frame
     window_stride: int = 4  # window mode: keep every 4th frame (64 / 4 = 16 encoder steps)
     sequence_stride: int = 1  # sequence mode: encode the s interleaved sub-sequences
