@@ -5,7 +5,7 @@ Each row adds one part to the row above; every row is pre-trained on the built-i
 same budget and seed, then scored on ``tune/val`` (1-NN, logistic regression) and on built-in
 untrimmed detection (``xsub/val`` recordings, window features, mAP@0.5)::
 
-    python benchmarks/ablation_pcm3pp.py --epochs 40 --lanes 2     # writes runs/ablation/table.md
+    python benchmarks/ablation_pcm3pp.py --epochs 40 --lanes 2 [--seed S --runs runs/ablation_sS]
 
 Rows run in ``--lanes`` parallel single-thread processes (the post-distillation row waits for
 the clip row it starts from).
@@ -43,7 +43,8 @@ def run(cmd: list[str], log: Path) -> None:
 
 def pretrain_row(args: argparse.Namespace, name: str, overrides: list[str]) -> None:
     run([sys.executable, str(HERE / "tune_small_data.py"), "--store", args.store, "--name", name,
-         "--config", args.config, "--runs", str(args.runs), f"epochs={args.epochs}", *overrides],
+         "--config", args.config, "--runs", str(args.runs), f"epochs={args.epochs}", f"seed={args.seed}",
+         *overrides],
         args.runs / f"{name}.log")
 
 
@@ -63,6 +64,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--distill-epochs", type=int, default=10)
     p.add_argument("--lanes", type=int, default=2)
+    p.add_argument("--seed", type=int, default=42, help="pre-training seed (detection keeps seed 0)")
     p.add_argument("--runs", type=Path, default=Path("runs/ablation"))
     args = p.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
