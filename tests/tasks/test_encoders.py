@@ -32,6 +32,15 @@ def test_random_init_is_seeded_and_has_no_prompt():
         torch.testing.assert_close(pa, pb)
 
 
+def test_random_init_leaves_the_global_rng_alone():
+    cfg = load_config(PretrainConfig, None, TINY_MODEL)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    random_encoder(cfg, HANDS8, 3, 2, seed=1)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
 def test_missing_and_foreign_files(tmp_path):
     import pytest
 

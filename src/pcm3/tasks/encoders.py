@@ -104,9 +104,12 @@ def _persons_channels(features: int, joints: int, where: str) -> tuple[int, int]
 
 def random_encoder(cfg: PretrainConfig, layout: Layout, in_channels: int, num_persons: int,
                    seed: int = 0) -> LoadedEncoder:
-    """The reference row: the same architecture, randomly initialised (fixed seed), no prompt."""
-    torch.manual_seed(seed)
-    encoder = build_encoder(cfg, layout, in_channels, num_persons).eval()
+    """The reference row: the same architecture, randomly initialised (fixed seed), no prompt.
+
+    The global RNG state is restored afterwards, so building it does not change later draws."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = build_encoder(cfg, layout, in_channels, num_persons).eval()
     return LoadedEncoder(encoder, layout, cfg.stream, cfg.augment.view_frames, "random-init", to_dict(cfg))
 
 
