@@ -34,8 +34,6 @@ from pcm3.tasks.encoders import LoadedEncoder, load_encoder, random_encoder
 from pcm3.tasks.results import code_version, result_record, write_result
 
 UNTRIMMED_TASKS = frozenset({"detection"})  # tasks that read the untrimmed store
-DETECTION_PREDICTIONS = "detection_predictions.json"
-TIMELINE_SEQUENCES = 6  # sequences drawn in the detection timeline
 Log = Callable[[str], None]
 
 
@@ -315,96 +313,8 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[d
     }
     write_result(out_dir / "provenance.json", provenance)
     if cfg.pictures:
-        draw_pictures(out_dir, name, pretrained, stores, configs, cfg.seed, device, log)
+        from pcm3.tasks.bench_pictures import draw_pictures
+
+        draw_pictures(out_dir, name, pretrained, stores.trimmed, stores.untrimmed, configs, cfg.seed, device,
+                      log)
     return rows
-
-
-# ----------------------------------------------------------------------------------- pictures
-def draw_pictures(out_dir: Path, name: str, encoder: LoadedEncoder, stores: _Stores, configs: dict[str, Any],
-                  seed: int, device: torch.device, log: Log = print) -> list[Path]:
-    """The pictures of the pre-trained encoder into ``out_dir/pictures``; a picture whose input
-    is missing or unusable is skipped with a note."""
-    from pcm3.tasks.features import split_pair
-
-    folder = out_dir / "pictures"
-    probe_cfg = configs.get("linear") or configs.get("knn")
-    splits = (getattr(probe_cfg, "train_split", None), getattr(probe_cfg, "test_split", None))
-    drawers: dict[str, Callable[[], Path | None]] = {
-        "t-SNE": lambda: _tsne(encoder, split_pair(stores.trimmed, *splits)[1], device, seed, folder),
-        "confusion matrix": lambda: _confusion(encoder, *split_pair(stores.trimmed, *splits), device, seed,
-                                               configs.get("linear"), folder),
-        "detection timeline": lambda: _timeline(out_dir / "tasks" / name, stores, configs, folder),
-        "training curves": lambda: _curves(out_dir / "pretrain" / "metrics.jsonl", folder),
-    }
-    made = []
-    for what, draw in drawers.items():
-        try:
-            path = draw()
-        except Pcm3Error as exc:
-            log(f"[bench] no {what} picture: {exc}")
-            continue
-        if path is not None:
-            made.append(path)
-    return made
-
-
-def _tsne(encoder: LoadedEncoder, test: Any, device: torch.device, seed: int, folder: Path) -> Path:
-    from pcm3.tasks.features import cached_features
-    from pcm3.viz.plots import plot_tsne
-
-    features = cached_features(encoder, test, device)
-    return plot_tsne(features, test.labels, test.class_names, folder / "tsne.png", seed,
-                     title=f"t-SNE of {test.split_name} features")
-
-
-def _confusion(encoder: LoadedEncoder, train: Any, test: Any, device: torch.device, seed: int,
-               linear_cfg: Any, folder: Path) -> Path:
-    """The linear protocol's head (:func:`train_linear_head`, the linear task's optimisation
-    settings, centre-crop features) on the test split, as a confusion matrix."""
-    from pcm3.tasks.features import cached_features, evaluation_labels, labelled_rows
-    from pcm3.tasks.probe import ProbeConfig, predict_scores, train_linear_head
-    from pcm3.viz.plots import plot_confusion
-
-    rows = labelled_rows(train)
-    y_test = evaluation_labels(test)
-    features = cached_features(encoder, train, device)[rows]
-    probe = from_dict(ProbeConfig, {k: v for k, v in to_dict(linear_cfg or ProbeConfig()).items()
-                                    if k in ProbeConfig.__dataclass_fields__})
-    head = train_linear_head(features, train.labels[rows], train.num_classes, probe, seed, device)
-    predicted = predict_scores(head, cached_features(encoder, test, device)).argmax(1).numpy()
-    return plot_confusion(y_test, predicted, test.class_names, folder / "confusion_linear.png",
-                          title=f"linear head, {test.split_name} (rows: true class)")
-
-
-def _timeline(task_dir: Path, stores: _Stores, configs: dict[str, Any], folder: Path) -> Path | None:
-    """Ground truth vs the detection task's predictions on the first test sequences."""
-    from pcm3.tasks.features import split_pair
-    from pcm3.viz.plots import plot_detection_timeline
-
-    found = [(t, task_dir / t / DETECTION_PREDICTIONS) for t in configs if t in UNTRIMMED_TASKS]
-    found = [(t, p) for t, p in found if p.exists()]
-    if not found:
-        return None
-    task, path = found[0]
-    try:
-        predictions = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise Pcm3Error(f"{path}: invalid JSON: {exc}") from exc
-    task_cfg = configs[task]
-    split = next((p["split"] for p in predictions if "split" in p), getattr(task_cfg, "test_split", None))
-    test = split_pair(stores.untrimmed, getattr(task_cfg, "train_split", None), split)[1]
-    sequences = []
-    for i in range(min(len(test), TIMELINE_SEQUENCES)):
-        truth = [tuple(int(v) for v in row) for row in test.intervals(i)]
-        pred = [(p["label"], p["start"], p["end"], p.get("score", 1.0)) for p in predictions
-                if int(p["sequence"]) == i]
-        sequences.append({"name": str(test.ids[i]), "length": int(test.lengths[i]), "truth": truth,
-                          "pred": pred})
-    return plot_detection_timeline(sequences, test.class_names, folder / "detection_timeline.png",
-                                   title=f"{task}: ground truth vs predictions ({test.split_name})")
-
-
-def _curves(metrics: Path, folder: Path) -> Path | None:
-    from pcm3.viz.plots import plot_training_curves
-
-    return plot_training_curves(metrics, folder / "training_curves.png") if metrics.exists() else None
