@@ -3,6 +3,12 @@
     .venv/bin/python benchmarks/detection_speed.py --repeats 3 --write benchmarks/README.md
     .venv/bin/python benchmarks/detection_speed.py --max-sequences 2 --repeats 1 --epochs 2   # smoke run
 
+Modes (``--modes``, separated by ``;``): ``sequence[:stride=S,context=C,lookahead=L]`` (the
+task's ``sequence_stride`` / ``sequence_context`` / ``sequence_lookahead``) and
+``window[:batch=B]`` (``B`` windows per encoder call, default 512; ``window:batch=1`` is the
+official inference loop, one window per call, one recording at a time). The speed-up column
+divides by the frames/s of ``window:batch=1`` on the same dataset when it was run.
+
 For each dataset (the built-in untrimmed recordings, generated when absent, and PKU-MMD Part I from
 ``../shared/data/pku_mmd_part1`` converted with the ``pku-mmd`` reader into a temporary store) and
 each feature mode of the ``detection`` task: the wall-clock time to compute the features of every
@@ -105,13 +111,38 @@ def time_extraction(loaded: LoadedEncoder, test: UntrimmedStore, cfg: DetectionC
     return times
 
 
+MODE_KEYS = {"stride": "sequence_stride", "context": "sequence_context", "lookahead": "sequence_lookahead",
+             "batch": "window_batch"}
+
+
+def mode_options(spec: str) -> dict:
+    """``MODE[:key=N,...]`` -> DetectionConfig fields, e.g. ``sequence:stride=4,context=64`` or
+    ``window:batch=1`` (keys: stride, context, lookahead for sequence; batch for window)."""
+    mode, _, rest = spec.partition(":")
+    allowed = {"sequence": ("stride", "context", "lookahead"), "window": ("batch",)}.get(mode)
+    out: dict = {"features": mode}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        if allowed is None or key not in allowed or not value.isdigit():
+            raise SystemExit(f"bad mode {spec!r}: expected sequence[:stride=S,context=C,lookahead=L] "
+                             "or window[:batch=B]")
+        out[MODE_KEYS[key]] = int(value)
+    if allowed is None:
+        raise SystemExit(f"bad mode {spec!r}: expected sequence[...] or window[...]")
+    return out
+
+
+def mode_label(spec: str) -> str:
+    return "window, 1 per call (official loop)" if spec == "window:batch=1" else spec.replace(":", " ")
+
+
 def run_dataset(name: str, args: argparse.Namespace, tmp: Path, device: torch.device) -> list[dict]:
     store = dataset_store(name, args, tmp)
     train, test = (first(part, args.max_sequences) for part in split_pair(store, None, None))
     loaded = make_encoder(args, store)
     rows = []
     for mode in args.modes:
-        overrides = {"features": mode, "unseen_test_classes": "ignore"}
+        overrides = {**mode_options(mode), "unseen_test_classes": "ignore"}
         if args.epochs is not None:
             overrides.update(epochs=args.epochs, milestones=[max(1, args.epochs * 2 // 3)])
         cfg = DetectionConfig(**overrides)
@@ -130,12 +161,15 @@ def run_dataset(name: str, args: argparse.Namespace, tmp: Path, device: torch.de
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| dataset | recordings train / test | test frames | mode | extraction s (median) | frames/s "
-             "| mAP@0.1 | mAP@0.3 | mAP@0.5 | frame acc. % | test classes (left out) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| x official loop | mAP@0.1 | mAP@0.3 | mAP@0.5 | frame acc. % | test classes (left out) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    official = {r["dataset"]: r["frames"] / r["seconds"] for r in rows if r["mode"] == "window:batch=1"}
     for r in rows:
-        m = r["metrics"]
-        lines.append(f"| {r['dataset']} | {r['train']} / {r['test']} | {r['frames']} | {r['mode']} "
-                     f"| {r['seconds']:.3f} | {r['frames'] / r['seconds']:.0f} | {m['map@0.1']:.1f} "
+        m, fps = r["metrics"], r["frames"] / r["seconds"]
+        ratio = f"{fps / official[r['dataset']]:.1f}" if r["dataset"] in official else "-"
+        lines.append(f"| {r['dataset']} | {r['train']} / {r['test']} | {r['frames']} "
+                     f"| {mode_label(r['mode'])} "
+                     f"| {r['seconds']:.3f} | {fps:.0f} | {ratio} | {m['map@0.1']:.1f} "
                      f"| {m['map@0.3']:.1f} | {m['map@0.5']:.1f} | {m['frame_accuracy']:.1f} "
                      f"| {r['classes']} ({r['ignored']}) |")
     return "\n".join(lines)
@@ -172,7 +206,7 @@ def main() -> None:
     p.add_argument("--encoder",
                    help="pcm3 checkpoint / exported encoder (default: random init of the quick config)")
     p.add_argument("--datasets", default="builtin,pku")
-    p.add_argument("--modes", default="sequence,window")
+    p.add_argument("--modes", default="sequence;sequence:stride=4,context=64;window;window:batch=1")
     p.add_argument("--builtin", type=Path, default=ROOT / "data" / "builtin")
     p.add_argument("--pku", type=Path, default=ROOT.parent / "shared" / "data" / "pku_mmd_part1")
     p.add_argument("--repeats", type=int, default=3)
@@ -183,7 +217,9 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--write", type=Path, help="put the results block into this Markdown file")
     args = p.parse_args()
-    args.modes = args.modes.split(",")
+    args.modes = args.modes.split(";")
+    for mode in args.modes:
+        mode_options(mode)  # bad specs fail before any work
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())

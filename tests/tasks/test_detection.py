@@ -26,7 +26,13 @@ from pcm3.tasks.detection import (
     train_frame_classifier,
     training_frames,
 )
-from pcm3.tasks.detection_features import FrameFeatureOptions, frame_features, official_window_indices
+from pcm3.tasks.detection_features import (
+    FrameFeatureOptions,
+    chunk_of_step,
+    frame_features,
+    official_window_indices,
+    sequence_chunks,
+)
 from pcm3.tasks.encoders import random_encoder
 
 from ..conftest import HANDS8, TINY_MODEL
@@ -103,6 +109,60 @@ def test_sequence_mode_equals_one_sequence_at_a_time(small_path, stride):
                     reference[o::stride] = module.forward_dense(view)[0]
             assert feats.shape == (store.lengths[i], module.feature_dim)
             torch.testing.assert_close(feats, reference, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("stride", "lookahead"), [(1, 5), (3, 7), (2, 10_000)])
+def test_sequence_lookahead_reads_a_later_causal_step(small_path, stride, lookahead):
+    store = open_untrimmed(small_path)
+    module = tiny_encoder().encoder
+    opts = FrameFeatureOptions("sequence", sequence_stride=stride, sequence_lookahead=lookahead)
+    ahead = frame_features(module, store, "joint", opts, CPU)
+    for i, feats in enumerate(ahead):
+        x = torch.from_numpy(store.sequence(i).copy())
+        length = int(store.lengths[i])
+        for t in (0, length // 2, length - 1):
+            o = t % stride
+            sub = x[None, :, o::stride]
+            step = min((t - o + lookahead) // stride, sub.shape[2] - 1)  # clamped to the end
+            with torch.no_grad():
+                reference = module.forward_dense(sub)[0, step]
+            torch.testing.assert_close(feats[t], reference, atol=1e-5, rtol=1e-4)
+
+
+def test_sequence_chunks_cover_every_step_with_enough_past():
+    assert sequence_chunks(10, 0) == [(0, 10)] and sequence_chunks(6, 3) == [(0, 6)]
+    assert sequence_chunks(11, 3) == [(0, 6), (3, 6), (6, 5)]
+    for steps, context in [(11, 3), (12, 3), (13, 3), (40, 4), (7, 1)]:
+        chunks = sequence_chunks(steps, context)
+        step = np.arange(steps)
+        k = chunk_of_step(step, context)
+        first = np.array([chunks[c][0] for c in k])
+        length = np.array([chunks[c][1] for c in k])
+        assert (step >= first).all() and (step < first + length).all()  # inside its chunk
+        past = step - first  # earlier steps the causal state has seen in that chunk
+        assert (past[step >= context] >= context).all() and (past == np.minimum(step, past)).all()
+
+
+@pytest.mark.parametrize(("stride", "context", "lookahead"), [(1, 4, 0), (3, 6, 2), (2, 5, 0)])
+def test_sequence_context_restarts_the_state_in_chunks(small_path, stride, context, lookahead):
+    store = open_untrimmed(small_path)
+    module = tiny_encoder().encoder
+    opts = FrameFeatureOptions("sequence", sequence_stride=stride, sequence_lookahead=lookahead,
+                               sequence_context=context, max_batch_frames=50)
+    chunked = frame_features(module, store, "motion", opts, CPU)
+    steps_of_context = -(-context // stride)
+    for i, feats in enumerate(chunked):
+        x = torch.from_numpy(store.sequence(i).copy())
+        length = int(store.lengths[i])
+        for t in range(length):
+            o = t % stride
+            sub = to_stream(x[None, :, o::stride], "motion", HANDS8)  # stream of the whole sub-sequence
+            step = min((t - o + lookahead) // stride, sub.shape[2] - 1)
+            # the reference: a fresh causal pass from `start`, at least `context` frames back
+            start = max(0, (step // steps_of_context - 1) * steps_of_context)
+            with torch.no_grad():
+                reference = module.forward_dense(sub[:, :, start : step + 1])[0, -1]
+            torch.testing.assert_close(feats[t], reference, atol=1e-5, rtol=1e-4)
 
 
 def test_sequence_mode_returns_only_the_wanted_frames(small_path):

@@ -61,6 +61,8 @@ class DetectionConfig:
     window_frames: int = 64  # window mode: raw frames per window, centred on the frame
     window_stride: int = 4  # window mode: keep every 4th frame (64 / 4 = 16 encoder steps)
     sequence_stride: int = 1  # sequence mode: encode the s interleaved sub-sequences
+    sequence_lookahead: int = 0  # sequence mode: read frame t's feature at frame t + this
+    sequence_context: int = 0  # sequence mode: past frames each feature sees at least (0: all)
     smoothing: int = 10  # half window of the temporal mean filter (0 = none)
     activity_threshold: float = 0.4
     tious: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5])
@@ -87,6 +89,9 @@ class DetectionConfig:
                     "max_batch_frames", "window_batch"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"detection: {key} must be >= 1, got {getattr(self, key)}")
+        for key in ("sequence_lookahead", "sequence_context"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"detection: {key} must be >= 0, got {getattr(self, key)}")
         if self.smoothing < 0 or not 0.0 <= self.activity_threshold <= 1.0:
             raise ConfigError("detection: smoothing must be >= 0 and activity_threshold in [0, 1]")
         if not self.tious or any(not 0.0 < t <= 1.0 for t in self.tious):
@@ -97,7 +102,8 @@ class DetectionConfig:
 
     def feature_options(self) -> FrameFeatureOptions:
         return FrameFeatureOptions(self.features, self.window_frames, self.window_stride,
-                                   self.sequence_stride, self.max_batch_frames, self.window_batch)
+                                   self.sequence_stride, self.sequence_lookahead, self.sequence_context,
+                                   self.max_batch_frames, self.window_batch)
 
 
 @dataclass

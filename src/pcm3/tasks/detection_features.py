@@ -7,7 +7,14 @@
   ``sequence_stride = s > 1`` a sequence is split into its ``s`` interleaved sub-sequences
   (frames ``o, o + s, ...``), each encoded in one pass (its stream computed on the sub-sequence,
   as on a subsampled clip): every frame still gets exactly one feature, at the temporal scale of
-  ``s``-times subsampled clips, for the cost of one pass.
+  ``s``-times subsampled clips, for the cost of one pass. With ``sequence_lookahead = d`` raw
+  frames, frame ``t``'s feature is read at the causal output of its sub-sequence's step nearest
+  to ``t + d`` (clamped to the end), so it has seen ``d`` frames of the future, as a window
+  centred on ``t`` has (``window_frames / 2``), still for the cost of one pass. With
+  ``sequence_context = c`` raw frames the causal state does not run over the whole recording:
+  each sub-sequence is encoded in overlapping chunks of ``2c`` frames every ``c`` frames (all
+  chunks batched), and every frame is read from the chunk where it has at least ``c`` frames of
+  past (as a window of ``c`` frames would give it), for about twice the cost of one pass.
 - ``window``: the official Simple-Skeleton-Detection inference (reference notes §6.6): for
   frame ``t`` a window of ``window_frames`` raw frames centred at ``t``, clamped to the
   sequence, every ``window_stride``-th frame kept (64 / 4 -> 16 frames); the stream of the
@@ -46,6 +53,8 @@ class FrameFeatureOptions:
     window_frames: int = 64
     window_stride: int = 4
     sequence_stride: int = 1
+    sequence_lookahead: int = 0
+    sequence_context: int = 0
     max_batch_frames: int = 16384
     window_batch: int = 512
 
@@ -99,12 +108,40 @@ def _window_pieces(encoder: nn.Module, store: UntrimmedStore, stream: str, opts:
         yield from flush()
 
 
+def sequence_chunks(steps: int, context: int) -> list[tuple[int, int]]:
+    """``(first step, steps)`` of the chunks an ``steps``-step sub-sequence is encoded in.
+
+    ``context = 0``: one chunk, the whole sub-sequence. Otherwise chunks of ``2 * context``
+    steps every ``context`` steps; step ``j`` is read from chunk :func:`chunk_of_step`, where it
+    has at least ``context`` earlier steps (except near the start of the sequence).
+    """
+    if context <= 0 or steps <= 2 * context:
+        return [(0, steps)]
+    return [(k * context, min(2 * context, steps - k * context)) for k in range((steps - 1) // context)]
+
+
+def chunk_of_step(step: np.ndarray, context: int) -> np.ndarray:
+    """Index (into :func:`sequence_chunks`) of the chunk each step is read from."""
+    return np.zeros_like(step) if context <= 0 else np.maximum(step // context - 1, 0)
+
+
 def _sequence_pieces(encoder: nn.Module, store: UntrimmedStore, stream: str, opts: FrameFeatureOptions,
                      device: torch.device, frames: Sequence[np.ndarray]) -> Iterator[FramePiece]:
     s = opts.sequence_stride
+    context = -(-opts.sequence_context // s)  # in steps of the sub-sequence
     lengths = store.lengths
-    pieces = [(i, o) for i in range(len(store)) if len(frames[i]) for o in range(min(s, int(lengths[i])))]
-    piece_len = np.array([len(range(o, int(lengths[i]), s)) for i, o in pieces], dtype=np.int64)
+    # pieces: (sequence, offset o of the sub-sequence o, o + s, ..., its steps, chunk, first step)
+    pieces: list[tuple[int, int, int, int, int]] = []
+    piece_steps: list[int] = []
+    for i in range(len(store)):
+        if not len(frames[i]):
+            continue
+        for o in range(min(s, int(lengths[i]))):
+            steps = len(range(o, int(lengths[i]), s))
+            for k, (first, length) in enumerate(sequence_chunks(steps, context)):
+                pieces.append((i, o, steps, k, first))
+                piece_steps.append(length)
+    piece_len = np.array(piece_steps, dtype=np.int64)
     order = np.argsort(-piece_len, kind="stable")  # longest first: similar lengths share a batch
     batches: list[list[int]] = []
     for p in order:
@@ -113,13 +150,17 @@ def _sequence_pieces(encoder: nn.Module, store: UntrimmedStore, stream: str, opt
         else:
             batches.append([int(p)])
     for batch in batches:
-        cache: dict[int, Tensor] = {}
+        sequences: dict[int, Tensor] = {}
+        streams: dict[tuple[int, int], Tensor] = {}
         views = []
         for p in batch:
-            i, o = pieces[p]
-            if i not in cache:
-                cache[i] = torch.tensor(store.sequence(i), device=device)
-            views.append(to_stream(cache[i][None, :, o::s], stream, store.layout)[0])  # (C, T_p, V, M)
+            i, o, _, _, first = pieces[p]
+            if (i, o) not in streams:
+                if i not in sequences:
+                    sequences[i] = torch.tensor(store.sequence(i), device=device)
+                sub = sequences[i][None, :, o::s]
+                streams[i, o] = to_stream(sub, stream, store.layout)[0]  # (C, steps, V, M)
+            views.append(streams[i, o][:, first : first + piece_len[p]])
         t_max = int(piece_len[batch[0]])
         x = views[0].new_zeros((len(views), views[0].shape[0], t_max, *views[0].shape[2:]))
         for row, view in enumerate(views):
@@ -127,10 +168,12 @@ def _sequence_pieces(encoder: nn.Module, store: UntrimmedStore, stream: str, opt
         lens = torch.as_tensor(piece_len[batch], device=device)
         dense = encoder.forward_dense(x, lens).float()  # (B, t_max, D)
         for row, p in enumerate(batch):
-            i, o = pieces[p]
+            i, o, steps, k, first = pieces[p]
             wanted = frames[i]
             wanted = wanted[wanted % s == o]
-            yield i, wanted, dense[row, torch.from_numpy((wanted - o) // s).to(device)]
+            step = np.minimum((wanted - o + opts.sequence_lookahead) // s, steps - 1)
+            mine = chunk_of_step(step, context) == k
+            yield i, wanted[mine], dense[row, torch.from_numpy(step[mine] - first).to(device)]
 
 
 @torch.no_grad()
