@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -45,20 +46,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 START, END = "<!-- detection-speed:start -->", "<!-- detection-speed:end -->"
 SECTION = f"""
-## `detection_speed.py`: per-frame features for detection, `sequence` vs `window` mode
+## Detection: whole-sequence vs window features (`detection_speed.py`)
 
 ```
 .venv/bin/python benchmarks/detection_speed.py --repeats 3 --write benchmarks/README.md
 .venv/bin/python benchmarks/detection_speed.py --max-sequences 2 --repeats 1 --epochs 2   # smoke run
 ```
 
-`sequence`: one causal pass of the encoder over each whole test recording (recordings of similar
-length batched); `window` (the official Simple-Skeleton-Detection inference): for every frame a
-64-frame window centred on it, every 4th frame kept, encoded, last-step output. Timed: features of
-every frame of the test split (median of `--repeats` runs); mAP from the `detection` task with the
-same features (linear per-frame classifier, smoothing k = 10, activity threshold 0.4). Options:
-`--encoder` (default: random init of `configs/pcm3_quick.yaml`), `--datasets builtin,pku`,
-`--modes sequence,window`, `--max-sequences N` (per split), `--epochs` (classifier), `--threads`.
+Per dataset and mode (see the script's docstring): the time to compute every test frame's
+feature (median of `--repeats`), frames/s, the speed-up over the official one-window-per-call
+loop (`window:batch=1`), and the `detection` task's mAP with the same features.
 
 {START}
 {END}
@@ -179,7 +176,7 @@ def report(rows: list[dict], args: argparse.Namespace, load: tuple[str, str]) ->
     from pretrain_speed import machine
 
     m = machine()
-    command = "python benchmarks/detection_speed.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/detection_speed.py " + shlex.join(sys.argv[1:])
     encoder = rows[0]["encoder"] if rows else "-"
     return "\n".join([
         START,

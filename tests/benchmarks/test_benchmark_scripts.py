@@ -1,0 +1,59 @@
+"""The pure parts of the benchmark scripts: mode specs, table arithmetic, seed aggregation."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    sys.path.insert(0, str(BENCHMARKS))  # the scripts import their siblings
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+speed = _load("detection_speed")
+ablation = _load("ablation_pcm3pp")
+
+
+def test_mode_specs_map_to_detection_options():
+    assert speed.mode_options("window") == {"features": "window"}
+    assert speed.mode_options("window:batch=1") == {"features": "window", "window_batch": 1}
+    assert speed.mode_options("sequence:stride=4,context=64,lookahead=32") == {
+        "features": "sequence", "sequence_stride": 4, "sequence_context": 64, "sequence_lookahead": 32}
+    for bad in ("frames", "window:stride=2", "sequence:context=x", "sequence:stride"):
+        with pytest.raises(SystemExit, match="mode"):
+            speed.mode_options(bad)
+
+
+def test_speed_up_is_relative_to_the_official_loop_of_the_same_dataset():
+    metrics = {"map@0.1": 1.0, "map@0.3": 1.0, "map@0.5": 1.0, "frame_accuracy": 1.0}
+    row = {"train": 1, "test": 1, "frames": 1000, "metrics": metrics, "classes": 1, "ignored": 0}
+    rows = [{**row, "dataset": "a", "mode": "window:batch=1", "seconds": 10.0},
+            {**row, "dataset": "a", "mode": "sequence", "seconds": 0.2},
+            {**row, "dataset": "b", "mode": "sequence", "seconds": 0.5}]
+    lines = speed.markdown(rows).splitlines()[2:]
+    assert [line.split("|")[7].strip() for line in lines] == ["1.0", "50.0", "-"]
+    assert "official loop" in lines[0]
+
+
+def test_ablation_aggregate_is_mean_and_sample_std(tmp_path):
+    runs = []
+    for seed, (knn, det) in enumerate([(50.0, 10.0), (54.0, 14.0)]):
+        run = tmp_path / f"s{seed}"
+        run.mkdir()
+        row = {"name": "contrast", "pretrained": [knn, 60.0], "random-init": [40.0, 45.0],
+               "raw": [55.0, 50.0]}
+        (run / "results.jsonl").write_text(json.dumps(row) + "\n")
+        (run / "contrast_detection.json").write_text(json.dumps({"map@0.5": det}) + "\n")
+        runs.append(run)
+    table = ablation.aggregate(runs, distill_epochs=10).splitlines()
+    contrast = next(line for line in table if line.startswith("| contrastive only"))
+    assert "| 52.0 ± 2.8 | 60.0 ± 0.0 | 12.0 ± 2.8 | 2 |" in contrast
+    assert next(line for line in table if line.startswith("| + clip")).endswith("|  |  |  | 0 |")
