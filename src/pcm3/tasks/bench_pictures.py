@@ -12,7 +12,6 @@ import torch
 
 from pcm3.config import from_dict, to_dict
 from pcm3.errors import Pcm3Error
-from pcm3.tasks.bench import UNTRIMMED_TASKS
 from pcm3.tasks.encoders import LoadedEncoder
 from pcm3.tasks.features import split_pair
 
@@ -80,8 +79,8 @@ def _timeline(task_dir: Path, untrimmed: Any, configs: dict[str, Any], folder: P
     """Ground truth vs the detection task's predictions on the first test sequences."""
     from pcm3.viz.plots import plot_detection_timeline
 
-    found = [(t, task_dir / t / DETECTION_PREDICTIONS) for t in configs if t in UNTRIMMED_TASKS]
-    found = [(t, p) for t, p in found if p.exists()]
+    found = [(t, task_dir / t / DETECTION_PREDICTIONS) for t in configs]
+    found = [(t, p) for t, p in found if p.exists()]  # the tasks that wrote detections
     if not found:
         return None
     task, path = found[0]
