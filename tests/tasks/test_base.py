@@ -43,3 +43,21 @@ def test_layout_mismatch_is_refused(tiny_store_path):
     check_compatible(raw_encoder(HANDS8, 3, 2, 16), store)
     with pytest.raises(Pcm3Error, match="expects layout 'ntu25'"):
         check_compatible(raw_encoder(NTU25, 3, 2, 16), store)
+
+
+def test_channel_and_person_mismatch_is_refused(tiny_store_path):
+    from pcm3.config import load_config
+    from pcm3.engine.config import PretrainConfig
+    from pcm3.tasks.encoders import random_encoder
+
+    from ..conftest import TINY_MODEL
+
+    store = open_store(tiny_store_path)  # 3 channels, 2 persons
+    cfg = load_config(PretrainConfig, None, TINY_MODEL)
+    check_compatible(random_encoder(cfg, HANDS8, 3, 2), store)
+    with pytest.raises(Pcm3Error, match=r"expects C=2 channels and M=2 persons; the store .* has C=3, M=2"):
+        check_compatible(random_encoder(cfg, HANDS8, 2, 2), store)
+    with pytest.raises(Pcm3Error, match=r"expects C=3 channels and M=1 persons; the store .* has C=3, M=2"):
+        check_compatible(random_encoder(cfg, HANDS8, 3, 1), store)
+    with pytest.raises(Pcm3Error, match=r"raw encoder expects 16 values per frame; .* 3 channels x 8 joints"):
+        check_compatible(raw_encoder(HANDS8, 1, 2, 16), store)

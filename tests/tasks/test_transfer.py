@@ -4,7 +4,7 @@ import torch
 
 from pcm3.config import from_dict
 from pcm3.data import Converted, Sample, open_store, write_store
-from pcm3.errors import ConfigError, DataError, Pcm3Error
+from pcm3.errors import ConfigError, Pcm3Error
 from pcm3.layouts import layout_from_dict
 from pcm3.tasks.base import TaskContext, get_task, raw_encoder
 from pcm3.tasks.features import split_pair
@@ -68,9 +68,9 @@ def test_incompatible_targets_are_refused(tiny_store_path, tmp_path):  # noqa: F
     with pytest.raises(Pcm3Error, match=r"expects layout 'hands8' \(8 joints\).* has 'stick4' \(4 joints\)"):
         spec.run(ctx, from_dict(spec.config, {"target": str(target)}))
     flat = _store(tmp_path / "flat", HANDS8, 2)
-    with pytest.raises(DataError, match=r"cannot read this store's clips \(C=2, V=8, M=2\)"):
+    with pytest.raises(Pcm3Error, match=r"expects C=3 channels and M=2 persons; .*flat has C=2, M=2"):
         spec.run(ctx, from_dict(spec.config, {"target": str(flat)}))
-    with pytest.raises(DataError, match=r"gives 512 features on this store's clips .* instead of its 768"):
+    with pytest.raises(Pcm3Error, match=r"raw encoder expects 48 values per frame; .* 2 channels x 8"):
         check_input_shape(raw_encoder(HANDS8, 3, 2, frames=16), open_store(flat))
     assert not ctx.encoder.encoder.training  # the probe restored the mode
 

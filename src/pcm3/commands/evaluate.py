@@ -65,18 +65,11 @@ def open_data(data: str) -> Any:
     return open_store(data)
 
 
-def store_input_shape(store: Any) -> tuple[int, int]:
-    """(channels C, persons M) of a trimmed or untrimmed store."""
-    if hasattr(store, "x"):
-        return int(store.x.shape[1]), int(store.x.shape[4])
-    return int(store.frames.shape[1]), int(store.frames.shape[3])
-
-
 def make_encoder(spec: str, config: Path | None, store: Any, seed: int) -> Any:
     """The encoder named by ``--encoder``: a file, ``random`` or ``raw``."""
     from pcm3.config import load_config
     from pcm3.engine.config import PretrainConfig
-    from pcm3.tasks.base import raw_encoder
+    from pcm3.tasks.base import raw_encoder, store_input_shape
     from pcm3.tasks.encoders import load_encoder, random_encoder
 
     channels, persons = store_input_shape(store)
@@ -92,16 +85,6 @@ def make_encoder(spec: str, config: Path | None, store: Any, seed: int) -> Any:
     if config is not None:
         raise Pcm3Error("--config is only for --encoder random or raw; an encoder file carries its config")
     return load_encoder(spec)
-
-
-def check_input_shape(encoder: Any, store: Any) -> None:
-    """Refuse a store whose channels / persons the encoder was not built for."""
-    backbone = getattr(encoder.encoder, "backbone", None)
-    expected = (getattr(backbone, "in_channels", None), getattr(backbone, "num_persons", None))
-    channels, persons = store_input_shape(store)
-    if None not in expected and expected != (channels, persons):
-        raise Pcm3Error(f"the encoder expects C={expected[0]} channels and M={expected[1]} persons; "
-                        f"the store {store.path} has C={channels}, M={persons}")
 
 
 def pick_device(name: str) -> torch.device:
@@ -130,7 +113,6 @@ def evaluate(args: argparse.Namespace) -> int:
     store = open_data(args.data)
     encoder = make_encoder(args.encoder, args.config, store, args.seed)
     check_compatible(encoder, store)
-    check_input_shape(encoder, store)
     device = pick_device(args.device)
     ctx = TaskContext(encoder, store.path, device, args.seed, args.out)
     start = time.perf_counter()

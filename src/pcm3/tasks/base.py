@@ -103,9 +103,30 @@ def raw_encoder(layout: Any, in_channels: int, num_persons: int, frames: int = 6
     return LoadedEncoder(module, layout, stream, frames, "raw", {})  # type: ignore[arg-type]
 
 
+def store_input_shape(store: Any) -> tuple[int, int]:
+    """``(C, M)``: channels and persons of a trimmed store (``x``: ``(N, C, T, V, M)``) or an
+    untrimmed one (``frames``: ``(total frames, C, V, M)``)."""
+    if hasattr(store, "x"):
+        return int(store.x.shape[1]), int(store.x.shape[4])
+    return int(store.frames.shape[1]), int(store.frames.shape[3])
+
+
 def check_compatible(encoder: LoadedEncoder, store: Any) -> None:
-    """Refuse a store whose layout or input shape the encoder was not built for."""
+    """Refuse a store whose layout or input shape (channels, persons) the encoder was not built for."""
     if encoder.layout.to_dict() != store.layout.to_dict():
         raise Pcm3Error(f"the encoder expects layout {encoder.layout.name!r} "
                         f"({encoder.layout.num_joints} joints); the store {store.path} has "
                         f"{store.layout.name!r} ({store.layout.num_joints} joints)")
+    channels, persons = store_input_shape(store)
+    module = encoder.encoder
+    if isinstance(module, RawCoordinates):
+        if module.frame_dim != channels * store.layout.num_joints * persons:
+            raise Pcm3Error(f"the raw encoder expects {module.frame_dim} values per frame; the store "
+                            f"{store.path} has {channels} channels x {store.layout.num_joints} joints x "
+                            f"{persons} persons")
+        return
+    backbone = getattr(module, "backbone", module)
+    expected = (getattr(backbone, "in_channels", None), getattr(backbone, "num_persons", None))
+    if None not in expected and expected != (channels, persons):
+        raise Pcm3Error(f"the encoder expects C={expected[0]} channels and M={expected[1]} persons; "
+                        f"the store {store.path} has C={channels}, M={persons}")

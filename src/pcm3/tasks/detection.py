@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from pcm3.data.store import UntrimmedStore, open_untrimmed
 from pcm3.errors import ConfigError, Pcm3Error
-from pcm3.tasks.base import RawCoordinates, TaskContext, check_compatible, register_task
+from pcm3.tasks.base import TaskContext, check_compatible, register_task
 from pcm3.tasks.detection_features import FrameFeatureOptions, iter_frame_features
 from pcm3.tasks.detection_metrics import (
     Segment,
@@ -136,22 +136,6 @@ class DetectionOutput:
                 for i in range(len(self.sequence_ids)) for s in self.predictions[i]]
 
 
-def check_input_shape(loaded: LoadedEncoder, store: UntrimmedStore) -> None:
-    """Refuse a store whose channels / persons / joints differ from what the encoder takes."""
-    _, c, v, m = store.frames.shape
-    module = loaded.encoder
-    if isinstance(module, RawCoordinates):
-        if module.frame_dim != c * v * m:
-            raise Pcm3Error(f"the raw encoder expects {module.frame_dim} values per frame; the store "
-                            f"{store.path} has {c} channels x {v} joints x {m} persons")
-        return
-    backbone = getattr(module, "backbone", module)
-    want = (getattr(backbone, "in_channels", c), getattr(backbone, "num_persons", m))
-    if want != (c, m):
-        raise Pcm3Error(f"the encoder takes {want[0]} channels and {want[1]} persons; the store "
-                        f"{store.path} has {c} channels and {m} persons")
-
-
 def _frame_targets(store: UntrimmedStore, i: int) -> np.ndarray:
     """``(T_i,)`` classifier targets: 0 = background, action ``k`` -> ``k + 1``."""
     return frame_labels_from_intervals(store.intervals(i), int(store.lengths[i]), background=-1) + 1
@@ -230,7 +214,6 @@ def detect(loaded: LoadedEncoder, train: UntrimmedStore, test: UntrimmedStore, c
            seed: int, device: torch.device) -> DetectionOutput:
     """Train the per-frame classifier on ``train`` and detect on ``test`` (splits of one store)."""
     check_compatible(loaded, test)
-    check_input_shape(loaded, test)
     if np.intersect1d(train.indices, test.indices).size:
         raise Pcm3Error(f"splits {train.split_name!r} and {test.split_name!r} of {test.path} share "
                         "sequences: detection never evaluates on its training data")
