@@ -59,3 +59,9 @@ def test_overrides_do_not_mutate_input():
     data = {"model": {"hidden_size": 8}}
     out = apply_overrides(data, ["model.hidden_size=16"])
     assert data["model"]["hidden_size"] == 8 and out["model"]["hidden_size"] == 16
+
+
+def test_overrides_keep_key_order():
+    data = {"tasks": {"linear": {}, "knn": {}, "detection": {}}, "data": "x"}
+    out = apply_overrides(data, ["tasks.fewshot.ways=3"])
+    assert list(out) == ["tasks", "data"] and list(out["tasks"]) == ["linear", "knn", "detection", "fewshot"]

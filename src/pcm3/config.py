@@ -7,6 +7,7 @@ allowed; :func:`apply_overrides` sets ``a.b=c`` values (parsed as YAML scalars).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -146,8 +147,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set each ``a.b=c`` in the plain mapping ``data`` (a copy is returned)."""
-    out = yaml.safe_load(yaml.safe_dump(data)) if data else {}
+    """Set each ``a.b=c`` in the plain mapping ``data`` (a copy, key order kept, is returned)."""
+    out = copy.deepcopy(data) if data else {}
     for text in overrides:
         path, value = parse_override(text)
         node = out
