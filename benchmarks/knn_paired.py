@@ -15,13 +15,12 @@ import argparse
 
 import numpy as np
 import torch
+from encoder_split_args import add_encoder_split_arguments, open_encoder_and_splits
 from scipy.stats import binomtest
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import normalize
 
-from pcm3.data.store import open_store
 from pcm3.tasks.base import raw_encoder
-from pcm3.tasks.encoders import load_encoder
 from pcm3.tasks.features import extract_features
 
 
@@ -38,16 +37,8 @@ def correct(encoder: torch.nn.Module, train, test, frames: int, stream: str) -> 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--encoder", required=True)
-    p.add_argument("--data", default="data/builtin")
-    p.add_argument("--train", default="xsub/train")
-    p.add_argument("--test", default="xsub/val")
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    store = open_store(args.data)
-    train, test = store.split(args.train), store.split(args.test)
-    loaded = load_encoder(args.encoder)
+    add_encoder_split_arguments(p, "data/builtin", "xsub/train", "xsub/val")
+    store, train, test, loaded = open_encoder_and_splits(p.parse_args())
     raw = raw_encoder(store.layout, store.x.shape[1], store.x.shape[4], loaded.view_frames)
     ours = correct(loaded.encoder, train, test, loaded.view_frames, loaded.stream)
     base = correct(raw.encoder, train, test, raw.view_frames, "joint")

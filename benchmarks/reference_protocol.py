@@ -16,13 +16,12 @@ import argparse
 
 import numpy as np
 import torch
+from encoder_split_args import add_encoder_split_arguments, open_encoder_and_splits
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pcm3.data.store import open_store
 from pcm3.tasks.base import raw_encoder
-from pcm3.tasks.encoders import load_encoder
 from pcm3.tasks.features import extract_features, knn_top1
 
 C_GRID = [0.001, 0.01, 0.1, 1.0, 10.0]
@@ -41,17 +40,10 @@ def scores(encoder: torch.nn.Module, train, test, frames: int, stream: str) -> t
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--encoder", required=True, help="pcm3 checkpoint or exported encoder")
-    p.add_argument("--data", default="data/nwucla")
-    p.add_argument("--train", default="xview/train")
-    p.add_argument("--test", default="xview/val")
+    add_encoder_split_arguments(p, "data/nwucla", "xview/train", "xview/val")
     p.add_argument("--raw-frames", default="32,64", help="view lengths for the raw-coordinate rows")
-    p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    store = open_store(args.data)
-    train, test = store.split(args.train), store.split(args.test)
-    loaded = load_encoder(args.encoder)
+    store, train, test, loaded = open_encoder_and_splits(args)
     print("| representation | linear (logistic, C by 5-fold CV) | 1-NN |\n|---|---|---|")
     linear, knn = scores(loaded.encoder, train, test, loaded.view_frames, loaded.stream)
     print(f"| {loaded.source} ({loaded.view_frames}-frame view) | {linear} | {knn} |")
