@@ -8,8 +8,10 @@ Protocol, and where it differs from the official linear protocol on purpose:
   changes, as in every other frozen-encoder task);
 - per-frame features (:mod:`pcm3.tasks.detection_features`): ``features="window"`` (default: the
   official 64-frame / stride-4 window per frame, last-step output, batched over many windows)
-  or ``"sequence"`` (one causal pass over each whole sequence: 3-6x faster, but lower mAP with
-  our encoders, see ``benchmarks/README.md``), the same view for training and test frames
+  or ``"sequence"`` (one causal pass over each whole sequence, optionally strided, in bounded-
+  context chunks or with look-ahead: 3-9x faster than batched windows; its mAP was higher on the
+  built-in data but lower on PKU-MMD, see ``benchmarks/README.md``), the same view for training
+  and test frames
   (the official training windows use a random stride 3-5 and centre; ours are the
   deterministic inference windows, so features are computed once and cached);
 - classifier ``Linear(D, K + 1)`` (output 0 = background, action ``k`` -> ``k + 1``), init
@@ -57,7 +59,7 @@ from pcm3.tasks.features import split_pair
 class DetectionConfig:
     """Detection protocol settings (defaults: reference notes §6.6; see the module docstring)."""
 
-    features: Literal["sequence", "window"] = "window"  # benchmarks/README.md: window has the higher mAP
+    features: Literal["sequence", "window"] = "window"  # sequence loses mAP on PKU-MMD: benchmarks/README.md
     window_frames: int = 64  # window mode: raw frames per window, centred on the frame
     window_stride: int = 4  # window mode: keep every 4th frame (64 / 4 = 16 encoder steps)
     sequence_stride: int = 1  # sequence mode: encode the s interleaved sub-sequences
