@@ -37,6 +37,7 @@ import torch
 from pcm3.config import load_config
 from pcm3.data.store import UntrimmedStore, open_untrimmed
 from pcm3.engine.config import PretrainConfig
+from pcm3.tasks.base import store_input_shape
 from pcm3.tasks.detection import DetectionConfig, detect
 from pcm3.tasks.detection_features import iter_frame_features
 from pcm3.tasks.encoders import LoadedEncoder, load_encoder, random_encoder
@@ -88,7 +89,7 @@ def first(part: UntrimmedStore, n: int | None) -> UntrimmedStore:
 def make_encoder(args: argparse.Namespace, store: UntrimmedStore) -> LoadedEncoder:
     if args.encoder:
         return load_encoder(args.encoder)
-    _, c, _, m = store.frames.shape
+    c, m = store_input_shape(store)
     cfg = load_config(PretrainConfig, ROOT / "configs" / "pcm3_quick.yaml")
     return random_encoder(cfg, store.layout, c, m, seed=0)
 

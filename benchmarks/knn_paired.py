@@ -20,7 +20,7 @@ from scipy.stats import binomtest
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import normalize
 
-from pcm3.tasks.base import raw_encoder
+from pcm3.tasks.base import raw_encoder, store_input_shape
 from pcm3.tasks.features import extract_features
 
 
@@ -39,7 +39,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_encoder_split_arguments(p, "data/builtin", "xsub/train", "xsub/val")
     store, train, test, loaded = open_encoder_and_splits(p.parse_args())
-    raw = raw_encoder(store.layout, store.x.shape[1], store.x.shape[4], loaded.view_frames)
+    raw = raw_encoder(store.layout, *store_input_shape(store), loaded.view_frames)
     ours = correct(loaded.encoder, train, test, loaded.view_frames, loaded.stream)
     base = correct(raw.encoder, train, test, raw.view_frames, "joint")
     only_ours, only_raw = int((ours & ~base).sum()), int((~ours & base).sum())

@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pcm3.tasks.base import raw_encoder
+from pcm3.tasks.base import raw_encoder, store_input_shape
 from pcm3.tasks.features import extract_features, knn_top1
 
 C_GRID = [0.001, 0.01, 0.1, 1.0, 10.0]
@@ -48,7 +48,7 @@ def main() -> None:
     linear, knn = scores(loaded.encoder, train, test, loaded.view_frames, loaded.stream)
     print(f"| {loaded.source} ({loaded.view_frames}-frame view) | {linear} | {knn} |")
     for frames in map(int, args.raw_frames.split(",")):
-        raw = raw_encoder(store.layout, store.x.shape[1], store.x.shape[4], frames)
+        raw = raw_encoder(store.layout, *store_input_shape(store), frames)
         linear, knn = scores(raw.encoder, train, test, frames, "joint")
         print(f"| raw coordinates ({frames}-frame view) | {linear} | {knn} |")
 

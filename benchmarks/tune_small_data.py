@@ -28,7 +28,7 @@ from pcm3.commands.pretrain import run_pretraining
 from pcm3.config import load_config
 from pcm3.data.store import open_store
 from pcm3.engine.config import PretrainConfig
-from pcm3.tasks.base import raw_encoder
+from pcm3.tasks.base import raw_encoder, store_input_shape
 from pcm3.tasks.encoders import load_encoder, random_encoder
 from pcm3.tasks.features import extract_features, knn_top1
 
@@ -88,8 +88,8 @@ def main() -> None:
     run_pretraining(cfg, out, resume="auto")
     store = open_store(store_dir)
     trained = load_encoder(out / "checkpoints" / "last.pt")
-    random = random_encoder(cfg, store.layout, store.x.shape[1], store.x.shape[4])
-    raw = raw_encoder(store.layout, store.x.shape[1], store.x.shape[4], cfg.augment.view_frames)
+    random = random_encoder(cfg, store.layout, *store_input_shape(store))
+    raw = raw_encoder(store.layout, *store_input_shape(store), cfg.augment.view_frames)
     row = {"name": args.name, "store": str(args.store), "overrides": args.overrides,
            "minutes": round((time.time() - start) / 60, 1),
            "pretrained": score(trained.encoder, store, trained.view_frames, trained.stream),

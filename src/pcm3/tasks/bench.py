@@ -28,7 +28,7 @@ import yaml
 
 from pcm3.config import from_dict, load_config, to_dict
 from pcm3.errors import ConfigError, Pcm3Error
-from pcm3.tasks.base import TASK_MODULES, TaskContext, get_task, raw_encoder
+from pcm3.tasks.base import TASK_MODULES, TaskContext, get_task, raw_encoder, store_input_shape
 from pcm3.tasks.bench_table import task_rows, write_tables
 from pcm3.tasks.encoders import LoadedEncoder, load_encoder, random_encoder
 from pcm3.tasks.results import code_version, result_record, write_result
@@ -283,7 +283,7 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[d
     stores = _Stores.open(cfg, needs_untrimmed=bool(UNTRIMMED_TASKS & set(configs)))
     pretrained, pretrain_info = pretrained_encoder(cfg, out_dir, log)
     name = str(pretrained.config.get("method") or "pretrained")
-    c, m = stores.trimmed.x.shape[1], stores.trimmed.x.shape[4]
+    c, m = store_input_shape(stores.trimmed)
     encoders = {name: pretrained, **reference_encoders(cfg, pretrained, c, m)}
     rows: list[dict[str, Any]] = []
     cached: list[str] = []
