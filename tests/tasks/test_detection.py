@@ -165,6 +165,13 @@ def test_sequence_context_restarts_the_state_in_chunks(small_path, stride, conte
             torch.testing.assert_close(feats[t], reference, atol=1e-5, rtol=1e-4)
 
 
+def test_unsorted_wanted_frames_are_refused(small_path):
+    store = open_untrimmed(small_path)
+    wanted = [np.array([5, 3])] + [np.arange(2)] * (len(store) - 1)
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        frame_features(tiny_encoder().encoder, store, "joint", FrameFeatureOptions("sequence"), CPU, wanted)
+
+
 def test_sequence_mode_returns_only_the_wanted_frames(small_path):
     store = open_untrimmed(small_path)
     module = tiny_encoder().encoder

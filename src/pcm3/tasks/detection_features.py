@@ -8,8 +8,8 @@
   (frames ``o, o + s, ...``), each encoded in one pass (its stream computed on the sub-sequence,
   as on a subsampled clip): every frame still gets exactly one feature, at the temporal scale of
   ``s``-times subsampled clips, for the cost of one pass. With ``sequence_lookahead = d`` raw
-  frames, frame ``t``'s feature is read at the causal output of its sub-sequence's step nearest
-  to ``t + d`` (clamped to the end), so it has seen ``d`` frames of the future, as a window
+  frames, frame ``t``'s feature is read at the causal output of its sub-sequence's last step at
+  or before ``t + d`` (clamped to the end), so it has seen ``d`` frames of the future, as a window
   centred on ``t`` has (``window_frames / 2``), still for the cost of one pass. With
   ``sequence_context = c`` raw frames the causal state does not run over the whole recording:
   each sub-sequence is encoded in overlapping chunks of ``2c`` frames every ``c`` frames (all
@@ -149,6 +149,16 @@ def _sequence_pieces(encoder: nn.Module, store: UntrimmedStore, stream: str, opt
             batches[-1].append(int(p))
         else:
             batches.append([int(p)])
+    # per sub-sequence, computed once: its wanted frames, the step each is read at, that step's chunk
+    reads: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def read_plan(i: int, o: int, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if (i, o) not in reads:
+            wanted = frames[i][frames[i] % s == o]
+            step = np.minimum((wanted - o + opts.sequence_lookahead) // s, steps - 1)
+            reads[i, o] = (wanted, step, chunk_of_step(step, context))
+        return reads[i, o]
+
     for batch in batches:
         sequences: dict[int, Tensor] = {}
         streams: dict[tuple[int, int], Tensor] = {}
@@ -169,11 +179,9 @@ def _sequence_pieces(encoder: nn.Module, store: UntrimmedStore, stream: str, opt
         dense = encoder.forward_dense(x, lens).float()  # (B, t_max, D)
         for row, p in enumerate(batch):
             i, o, steps, k, first = pieces[p]
-            wanted = frames[i]
-            wanted = wanted[wanted % s == o]
-            step = np.minimum((wanted - o + opts.sequence_lookahead) // s, steps - 1)
-            mine = chunk_of_step(step, context) == k
-            yield i, wanted[mine], dense[row, torch.from_numpy(step[mine] - first).to(device)]
+            wanted, step, chunk = read_plan(i, o, steps)
+            lo, hi = np.searchsorted(chunk, [k, k + 1])  # chunk is non-decreasing in the frame
+            yield i, wanted[lo:hi], dense[row, torch.from_numpy(step[lo:hi] - first).to(device)]
 
 
 @torch.no_grad()
@@ -191,6 +199,8 @@ def iter_frame_features(encoder: nn.Module, store: UntrimmedStore, stream: str, 
     if frames is None:
         frames = [np.arange(int(t), dtype=np.int64) for t in store.lengths]
     frames = [np.asarray(f, dtype=np.int64) for f in frames]
+    if any(np.any(np.diff(f) <= 0) for f in frames):
+        raise ConfigError("frame features: the wanted frames of each sequence must be strictly increasing")
     make = _sequence_pieces if opts.mode == "sequence" else _window_pieces
     yield from make(encoder, store, stream, opts, device, frames)
 
