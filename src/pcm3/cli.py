@@ -2,6 +2,9 @@
 
 Exit codes: 0 success; 2 bad usage or bad input (one ``error: ...`` line on stderr, no
 traceback unless ``--debug``); 1 internal failure.
+
+``key=value`` config overrides may stand anywhere after the subcommand, before, between or
+after its options.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from pcm3 import __version__
 from pcm3.errors import Pcm3Error
@@ -17,13 +21,31 @@ from pcm3.errors import Pcm3Error
 # each command module adds its sub-parsers with ``register(subparsers)`` and sets ``func``
 _COMMAND_MODULES = ("pcm3.commands.data", "pcm3.commands.pretrain", "pcm3.commands.quickstart",
                     "pcm3.commands.evaluate", "pcm3.commands.bench")
+OVERRIDES = "overrides"  # the dest of a sub-command's ``key=value`` positional
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors the project's way (exit 2, one line)."""
+    """argparse that reports usage errors the project's way (exit 2, one line) and takes a
+    sub-command's ``key=value`` overrides wherever they stand.
+
+    argparse fills a ``nargs="*"`` positional from one run of positional words only, so
+    overrides after an option (``bench --config C data=X --out O k=v``) would come back
+    unrecognised; a parser with an ``overrides`` positional adds every such ``key=value`` word
+    to it, in command-line order (other unrecognised words stay errors).
+    """
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise Pcm3Error(f"{self.prog}: {message}")
+
+    def parse_known_args(self, args: Any = None,
+                         namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if not any(action.dest == OVERRIDES for action in self._actions):
+            return parsed, extras
+        is_override = [("=" in word and not word.startswith("-")) for word in extras]
+        found = [w for w, o in zip(extras, is_override, strict=True) if o]
+        setattr(parsed, OVERRIDES, [*(getattr(parsed, OVERRIDES, None) or []), *found])
+        return parsed, [w for w, o in zip(extras, is_override, strict=True) if not o]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,25 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="task config overrides, e.g. epochs=10")
     p.set_defaults(func=evaluate)
-    _overrides_anywhere(p)
-
-
-def _overrides_anywhere(parser: argparse.ArgumentParser) -> None:
-    """Let ``key=value`` overrides follow the options (``eval TASK --encoder E ... k=v``).
-
-    argparse fills the positionals ``TASK [key=value ...]`` from the first run of positional
-    words only, so words after the options come back unrecognised; this sub-parser adds those
-    that look like ``key=value`` to ``overrides`` (anything else stays an error).
-    """
-    plain = parser.parse_known_args
-
-    def parse_known_args(args=None, namespace=None):  # type: ignore[no-untyped-def]
-        parsed, extras = plain(args, namespace)
-        is_override = [("=" in a and not a.startswith("-")) for a in extras]
-        parsed.overrides = [*parsed.overrides, *(a for a, o in zip(extras, is_override, strict=True) if o)]
-        return parsed, [a for a, o in zip(extras, is_override, strict=True) if not o]
-
-    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
 def open_data(data: str) -> Any:
