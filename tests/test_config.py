@@ -13,6 +13,7 @@ def test_defaults_are_the_paper_settings():
     assert cfg.optim.milestones == [351] and cfg.moco.queue_size == 16384
     assert (cfg.model.hidden_size, cfg.model.num_layers, cfg.model.decoder_hidden_size) == (1024, 3, 512)
     assert cfg.loss.reconstruction == 40.0
+    assert (cfg.precision, cfg.device, cfg.num_workers) == ("auto", "auto", 0)
 
 
 def test_yaml_and_overrides(tmp_path: Path):
@@ -32,7 +33,7 @@ def test_yaml_and_overrides(tmp_path: Path):
     [
         (["model.hiden_size=3"], r"unknown config key model\.'hiden_size'.*hidden_size"),
         (["batch_sise=3"], "unknown config key 'batch_sise'"),
-        (["precision=fp8"], r"precision: 'fp8' is not allowed; allowed values: \['fp32', 'bf16', 'fp16'\]"),
+        (["precision=fp8"], r"'fp8' is not allowed; allowed values: \['auto', 'fp32', 'bf16', 'fp16'\]"),
         (["batch_size=big"], "batch_size: expected an integer"),
         (["model.bidirectional=3"], "expected true or false"),
         (["epochs=0"], "epochs must be at least 1"),

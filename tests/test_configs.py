@@ -26,3 +26,45 @@ def test_paper_configs_have_the_paper_settings(path):
 
 def test_quick_configs_exist():
     assert any("quick" in p.stem for p in CONFIGS)
+
+
+ALL_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def _precisions(path: Path) -> dict[str, tuple[str, str]]:
+    """Every precision a shipped config sets: ``{where: (resolved value, value the file states or
+    "auto" when it states none)}`` for the pre-training config and each task that has one."""
+    import yaml
+
+    from pcm3.config import from_dict
+    from pcm3.tasks.bench import BenchConfig, pretrain_config, task_configs
+
+    data = yaml.safe_load(path.read_text())
+    if path.stem.startswith("pcm3_"):
+        return {"precision": (load_config(PretrainConfig, path).precision, data.get("precision", "auto"))}
+    bench = from_dict(BenchConfig, data)
+    stated = (bench.pretrain.overrides or {}).get("precision")
+    pretrain = pretrain_config(bench)
+    pretrain_file = yaml.safe_load((path.parents[1] / bench.pretrain.config).read_text())
+    out = {"pretrain.precision": (pretrain.precision, stated or pretrain_file.get("precision", "auto"))}
+    for name, task in task_configs(bench).items():
+        if hasattr(task, "precision"):
+            stated = (data["tasks"][name] or {}).get("precision", "auto")
+            out[f"tasks.{name}.precision"] = (task.precision, stated)
+    return out
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=[p.stem for p in ALL_CONFIGS])
+def test_every_shipped_config_resolves_to_auto_unless_it_says_otherwise(path, monkeypatch):
+    monkeypatch.chdir(path.parents[1])  # bench configs name their pre-training config from the root
+    found = _precisions(path)
+    assert found, f"{path.name} sets no precision anywhere"
+    for where, (resolved, stated) in found.items():
+        assert resolved == stated, f"{path.name}: {where} is {resolved!r}, the file says {stated!r}"
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=[p.stem for p in ALL_CONFIGS])
+def test_no_shipped_config_forces_a_precision(path, monkeypatch):
+    """Shipped configs run on any machine: a forced bf16 is 11-41x slower on an AVX2-only CPU."""
+    monkeypatch.chdir(path.parents[1])
+    assert {resolved for resolved, _ in _precisions(path).values()} == {"auto"}

@@ -1,7 +1,8 @@
 """``pcm3 <subcommand>``: the command-line entry point.
 
 Exit codes: 0 success; 2 bad usage or bad input (one ``error: ...`` line on stderr, no
-traceback unless ``--debug``); 1 internal failure.
+traceback unless ``--debug``); 1 internal failure. pcm3's own warnings (e.g. an emulated,
+slow precision) are printed as one ``warning: ...`` line on stderr.
 
 ``key=value`` config overrides may stand anywhere after the subcommand, before, between or
 after its options.
@@ -12,11 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pcm3 import __version__
-from pcm3.errors import Pcm3Error
+from pcm3.errors import Pcm3Error, Pcm3Warning
 
 # each command module adds its sub-parsers with ``register(subparsers)`` and sets ``func``
 _COMMAND_MODULES = ("pcm3.commands.data", "pcm3.commands.pretrain", "pcm3.commands.quickstart",
@@ -48,6 +50,18 @@ class _Parser(argparse.ArgumentParser):
         return parsed, [w for w, o in zip(extras, is_override, strict=True) if not o]
 
 
+def _one_line_warnings(show: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` printing pcm3's own warnings as ``warning: <message>``."""
+
+    def show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, Pcm3Warning):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return show_warning
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
@@ -67,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         func: Callable[[argparse.Namespace], int | None] = args.func
-        return int(func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return int(func(args) or 0)
     except Pcm3Error as exc:
         if debug:
             traceback.print_exc()

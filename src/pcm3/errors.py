@@ -9,6 +9,10 @@ class Pcm3Error(Exception):
     """Bad usage or bad input. The CLI prints ``error: <message>`` and exits with code 2."""
 
 
+class Pcm3Warning(UserWarning):
+    """Something the user should know that does not stop the work (``warning: ...`` on the CLI)."""
+
+
 class ConfigError(Pcm3Error):
     """A configuration key, value or type that is not allowed."""
 

@@ -69,3 +69,18 @@ def test_bad_config_exits_2_with_one_line(cli_task, tiny_store_path, tmp_path, c
     assert code == 2
     assert stderr.count("\n") == 1 and stderr.startswith("error: ") and message in stderr
     assert not (tmp_path / "run").exists()  # nothing ran
+
+
+def test_overrides_around_options_as_a_user_types_them(cli_task, tiny_store_path, tmp_path, capsys):
+    config = _write_config(tmp_path / "bench.yaml", tmp_path / "no_such_store")
+    out = tmp_path / "run"
+    code = main(["bench", "--config", str(config), f"data={tiny_store_path}", "--out", str(out),
+                 "tasks._cli_score.bonus=2"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert "| _cli_score | top1   | 58.8 | 14.3 |" in stdout
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["config"]["data"] == str(tiny_store_path)
+    assert provenance["runtime"]["device"] == "cpu" and provenance["runtime"]["threads"] >= 1
+    assert provenance["pretrain"]["run_info"]["precision"] in ("fp32", "bf16")
+

@@ -46,7 +46,8 @@ def test_linear_random_writes_the_result_record(tiny_store_path, tiny_config, tm
     code, out, err = _run(capsys, "eval", "linear", "--encoder", "random", "--config", tiny_config,
                           "--data", tiny_store_path, "--out", out_dir, "--seed", "3", "epochs=2", "lr=0.05")
     assert code == 0, err
-    assert out.splitlines()[0].startswith("linear | encoder random-init")
+    assert out.splitlines()[0].startswith("[eval] device cpu (") and "threads" in out.splitlines()[0]
+    assert out.splitlines()[1].startswith("linear | encoder random-init")
     assert "top1" in out and "top5" in out and f"wrote {out_dir / 'linear.json'}" in out
     record = json.loads((out_dir / "linear.json").read_text())
     assert record["task"] == "linear" and record["seed"] == 3 and record["encoder"] == "random-init"
@@ -55,6 +56,7 @@ def test_linear_random_writes_the_result_record(tiny_store_path, tiny_config, tm
     assert record["data_fingerprint"] == open_store(tiny_store_path).fingerprint
     assert set(record["metrics"]) == {"top1", "top5"} and record["seconds"] >= 0
     assert record["code_version"]
+    assert record["runtime"]["device"] == "cpu" and record["runtime"]["requested"]["device"] == "auto"
 
 
 def test_bad_override_is_one_line_naming_the_allowed_keys(tiny_store_path, capsys):

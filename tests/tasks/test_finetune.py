@@ -96,6 +96,28 @@ def test_bf16_and_the_registered_task(tiny_store_path):  # noqa: F811
     assert set(metrics) == {"top1", "top5"} and 0.0 <= metrics["top1"] <= 100.0
 
 
+@pytest.mark.filterwarnings("ignore::pcm3.engine.precision.SlowPrecisionWarning")
+def test_auto_precision_follows_the_hardware(tiny_store_path, monkeypatch):  # noqa: F811
+    from dataclasses import replace
+
+    from ..engine.hardware_fakes import AVX2_ONLY, AVX512_BF16, use_probe
+
+    train, _ = split_pair(open_store(tiny_store_path), None, None)
+    enc = tiny_encoder()
+    assert FinetuneConfig().precision == "auto"
+    one = replace(QUICK, epochs=1, milestones=[])
+    weights = {p: _state(train_classifier(enc, train, replace(one, precision=p), seed=0, device=CPU))
+               for p in ("fp32", "bf16")}
+    assert any(not torch.equal(weights["fp32"][k], weights["bf16"][k]) for k in weights["fp32"])
+    for probe, same_as in ((AVX2_ONLY, "fp32"), (AVX512_BF16, "bf16")):
+        use_probe(monkeypatch, probe)
+        auto = _state(train_classifier(enc, train, replace(one, precision="auto"), seed=0, device=CPU))
+        for key in auto:
+            torch.testing.assert_close(auto[key], weights[same_as][key], rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA or MPS device"):
+        train_classifier(enc, train, replace(one, precision="fp16"), seed=0, device=CPU)
+
+
 def test_bad_configs_and_data(tiny_store_path, tmp_path):  # noqa: F811
     with pytest.raises(ConfigError, match="milestones increasing"):
         from_dict(FinetuneConfig, {"milestones": [70, 50]})

@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from pcm3.errors import Pcm3Error
 
 
@@ -29,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(and the view length of --encoder raw)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write DIR/<task>.json (and caches/pictures)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="task config overrides, e.g. epochs=10")
     p.set_defaults(func=evaluate)
@@ -68,15 +66,6 @@ def make_encoder(spec: str, config: Path | None, store: Any, seed: int) -> Any:
     return load_encoder(spec)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise Pcm3Error(f"--device {name!r}: {exc}") from exc
-
-
 def format_table(task: str, metrics: dict[str, float], encoder: str, seconds: float) -> str:
     width = max([len("metric"), *map(len, metrics)])
     lines = [f"{task} | encoder {encoder} | {seconds:.1f} s", f"{'metric':<{width}}  value"]
@@ -86,15 +75,19 @@ def format_table(task: str, metrics: dict[str, float], encoder: str, seconds: fl
 
 def evaluate(args: argparse.Namespace) -> int:
     from pcm3.config import apply_overrides, from_dict, to_dict
+    from pcm3.engine.runtime import resolve_runtime
     from pcm3.tasks.base import TaskContext, check_compatible, get_task
     from pcm3.tasks.results import result_record, write_result
 
     spec = get_task(args.task)
     cfg = from_dict(spec.config, apply_overrides({}, args.overrides))
+    runtime = resolve_runtime(args.device)
+    device = runtime.device
     store = open_data(args.data)
     encoder = make_encoder(args.encoder, args.config, store, args.seed)
     check_compatible(encoder, store)
-    device = pick_device(args.device)
+    if not args.json:
+        print(f"[eval] {runtime.describe()}")
     ctx = TaskContext(encoder, store.path, device, args.seed, args.out)
     start = time.perf_counter()
     metrics = {k: float(v) for k, v in spec.run(ctx, cfg).items()}
@@ -106,6 +99,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.out is not None:
         record = result_record(args.task, metrics, config=to_dict(cfg), seed=args.seed,
                                encoder=encoder.source, data_fingerprint=store.fingerprint, seconds=seconds)
+        record["runtime"] = runtime.to_dict()
         path = write_result(args.out / f"{args.task}.json", record)
         if not args.json:
             print(f"wrote {path}")

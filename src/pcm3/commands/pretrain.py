@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from pcm3.errors import Pcm3Error
 
 BUILTIN_DATA = Path("data/builtin")
@@ -96,15 +94,20 @@ def run_pretraining(cfg, out: Path, resume: str | Path | None = "auto") -> dict 
     ``resume``: ``"auto"`` (the folder's latest checkpoint, if any), a checkpoint path, or None
     (start fresh). Returns the trainer's summary on rank 0 (None on other ranks); the final
     checkpoint is ``out / "checkpoints" / "last.pt"``.
+
+    Device, precision and threads are resolved first (``auto`` from the hardware), printed and
+    written to ``out / "run_info.json"``.
     """
     from pcm3.distributed import cleanup, init_distributed_from_env
+    from pcm3.engine.runtime import check_device_step, model_step_check, resolve_runtime, write_run_info
     from pcm3.engine.seed import seed_everything
     from pcm3.engine.trainer import Trainer, write_resolved_config
     from pcm3.methods import build_method
 
     rank, world, device = init_distributed_from_env()
-    if cfg.device != "auto":
-        device = torch.device(cfg.device)
+    runtime = resolve_runtime(cfg.device, cfg.precision, auto_device=device if world > 1 else None)
+    if rank == 0:
+        print(f"[pretrain] {runtime.describe()}", flush=True)
     try:
         seed_everything(cfg.seed, deterministic=cfg.deterministic)
         store = resolve_store(cfg.data)
@@ -112,9 +115,13 @@ def run_pretraining(cfg, out: Path, resume: str | Path | None = "auto") -> dict 
         if cfg.exclude_classes:
             train = without_classes(train, cfg.exclude_classes)
         c, m = store.x.shape[1], store.x.shape[4]
-        method = build_method(cfg, store.layout, c, m).to(device)
+        method = build_method(cfg, store.layout, c, m)
+        runtime = check_device_step(runtime, model_step_check(method, train, runtime.precision))
+        device = runtime.device
+        method = method.to(device)
         if rank == 0:
             write_resolved_config(cfg, out)
+            write_run_info(out, runtime, world_size=world, num_workers=cfg.num_workers)
         trainer = Trainer(cfg, method, train, out, device, rank, world, eval_stores=evaluation)
         resumed = resume is not None and trainer.resume(None if resume == "auto" else Path(resume))
         if not resumed and cfg.init is not None:

@@ -112,10 +112,10 @@ class PretrainConfig:
     batch_size: int = 128
     drop_last: bool = True
     num_workers: int = 0
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 only where it is native
     compile: bool = False
     deterministic: bool = False
-    device: str = "auto"
+    device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps
     checkpoint_every: int = 0  # steps; 0 = at the end of every epoch only
     keep_checkpoints: int = 3
     log_every: int = 10  # steps

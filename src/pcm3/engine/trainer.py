@@ -28,7 +28,7 @@ from pcm3.engine.batches import ClipBatches
 from pcm3.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from pcm3.engine.config import PretrainConfig
 from pcm3.engine.optim import build_optimizer, lr_at, set_lr
-from pcm3.engine.precision import autocast, grad_scaler
+from pcm3.engine.precision import autocast, grad_scaler, precision_on
 from pcm3.errors import Pcm3Error
 
 
@@ -83,7 +83,8 @@ class Trainer:
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
         self.optimizer = build_optimizer(method.parameters(), cfg.optim)
-        self.scaler = grad_scaler(device, cfg.precision)
+        self.precision, self.precision_reason = precision_on(cfg.precision, device)
+        self.scaler = grad_scaler(device, self.precision)
         self.model: torch.nn.Module = method
         if world_size > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(
@@ -187,7 +188,7 @@ class Trainer:
         if callable(progress):
             progress(self.step, self.total_steps)
         generator = step_generator(cfg.seed, self.step, self.rank, self.device)
-        with autocast(self.device, cfg.precision):
+        with autocast(self.device, self.precision):
             losses = self.model(x, lengths, generator)
         values = {k: float(v.detach()) for k, v in losses.items()}
         bad = [k for k, v in values.items() if not math.isfinite(v)]
@@ -265,7 +266,7 @@ class Trainer:
         gallery, query = self.eval_stores
         encoder = self.method.feature_encoder()
         frames = self.cfg.augment.view_frames
-        with autocast(self.device, self.cfg.precision):
+        with autocast(self.device, self.precision):
             fg = extract_features(encoder, gallery, self.device, frames, self.cfg.stream)
             fq = extract_features(encoder, query, self.device, frames, self.cfg.stream)
         self.method.train()

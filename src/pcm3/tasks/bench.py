@@ -73,9 +73,11 @@ class BenchConfig:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """The device of ``name`` (``auto``: CUDA, then MPS, then CPU); unknown or absent devices are
+    refused with the allowed values."""
+    from pcm3.engine.runtime import resolve_runtime
+
+    return resolve_runtime(name).device
 
 
 def task_configs(cfg: BenchConfig) -> dict[str, Any]:
@@ -160,6 +162,8 @@ def pretrained_encoder(cfg: BenchConfig, out_dir: Path, log: Log) -> tuple[Loade
         log(f"[bench] pre-training into {run_dir} (resumed if it exists) ...")
         summary = run_pretraining(pcfg, run_dir, resume="auto")
     info = {"run_dir": str(run_dir), "config": to_dict(pcfg), "summary": summary}
+    if (run_dir / "run_info.json").exists():  # the resolved device / precision / threads
+        info["run_info"] = json.loads((run_dir / "run_info.json").read_text())
     return load_encoder(run_dir / "checkpoints" / "last.pt"), info
 
 
@@ -278,7 +282,11 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[d
     """Run the bench of ``cfg`` into ``out_dir``; returns the rows written to ``results.json``."""
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    device = resolve_device(cfg.device)
+    from pcm3.engine.runtime import resolve_runtime
+
+    runtime = resolve_runtime(cfg.device)
+    device = runtime.device
+    log(f"[bench] {runtime.describe()}")
     configs = task_configs(cfg)
     stores = _Stores.open(cfg, needs_untrimmed=bool(UNTRIMMED_TASKS & set(configs)))
     pretrained, pretrain_info = pretrained_encoder(cfg, out_dir, log)
@@ -302,6 +310,7 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[d
     write_tables(out_dir, rows, caption)
     provenance = {
         "config": to_dict(cfg), "code_version": code_version(), "device": str(device),
+        "runtime": runtime.to_dict(),
         "data": {"path": str(stores.trimmed.path), "fingerprint": stores.trimmed.fingerprint},
         "untrimmed": None if stores.untrimmed is None else
         {"path": str(stores.untrimmed_path), "fingerprint": stores.untrimmed.fingerprint},

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from pcm3.augment.temporal import temporal_crop_resize
 from pcm3.data.store import SkeletonStore
 from pcm3.engine.batches import ClipBatches
-from pcm3.engine.precision import autocast
+from pcm3.engine.precision import autocast, grad_scaler, precision_on
 from pcm3.errors import ConfigError, Pcm3Error
 from pcm3.modalities import to_stream
 from pcm3.tasks.base import TaskContext, check_compatible, register_task
@@ -48,7 +48,7 @@ class FinetuneConfig:
     batch_size: int = 64
     crop_scale: tuple[float, float] = (0.5, 1.0)
     crop_min_frames: int | None = None  # None: the encoder's view length (CMD: 64 of 64)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 only where it is native
     eval_batch_size: int = 256
 
     def validate(self) -> None:
@@ -99,6 +99,7 @@ def train_classifier(loaded: LoadedEncoder, train_store: SkeletonStore, cfg: Fin
     """A copy of ``loaded.encoder`` + head, trained on the labelled rows of ``train_store``
     (only rows ``train_indices`` when given); returned in eval mode. Deterministic given ``seed``."""
     check_compatible(loaded, train_store)
+    precision, _ = precision_on(cfg.precision, device)
     train = _training_clips(train_store, train_indices)
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -109,6 +110,7 @@ def train_classifier(loaded: LoadedEncoder, train_store: SkeletonStore, cfg: Fin
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                     weight_decay=cfg.weight_decay)
         schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones, cfg.lr_decay)
+        scaler = grad_scaler(device, precision)
         batches = ClipBatches(train, cfg.batch_size, seed=seed, shuffle=True, drop_last=False)
         labels = torch.as_tensor(np.asarray(train.labels), dtype=torch.long)
         model.train()
@@ -117,12 +119,13 @@ def train_classifier(loaded: LoadedEncoder, train_store: SkeletonStore, cfg: Fin
                 target = labels[batch.index].to(device)
                 batch = batch.to(device)
                 view = _train_view(batch.x, batch.lengths, loaded, train, cfg, generator)
-                with autocast(device, cfg.precision):
+                with autocast(device, precision):
                     logits = model(view)
                 loss = nn.functional.cross_entropy(logits.float(), target)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             schedule.step()
     return model.eval()
 
