@@ -34,6 +34,7 @@ def test_yaml_and_overrides(tmp_path: Path):
         (["model.hiden_size=3"], r"unknown config key model\.'hiden_size'.*hidden_size"),
         (["batch_sise=3"], "unknown config key 'batch_sise'"),
         (["precision=fp8"], r"'fp8' is not allowed; allowed values: \['auto', 'fp32', 'bf16', 'fp16'\]"),
+        (["num_workers=-1"], r"num_workers must be 0 \(no prefetch\) or more"),
         (["batch_size=big"], "batch_size: expected an integer"),
         (["model.bidirectional=3"], "expected true or false"),
         (["epochs=0"], "epochs must be at least 1"),

@@ -111,7 +111,7 @@ class PretrainConfig:
     max_steps: int | None = None
     batch_size: int = 128
     drop_last: bool = True
-    num_workers: int = 0
+    num_workers: int = 0  # batches read ahead by a background thread while a step runs; 0 = none
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 only where it is native
     compile: bool = False
     deterministic: bool = False
@@ -136,6 +136,8 @@ class PretrainConfig:
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key} must be at least 1, got {value}")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers must be 0 (no prefetch) or more, got {self.num_workers}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1, got {self.max_steps}")
         if not 0.0 <= self.moco.momentum < 1.0:

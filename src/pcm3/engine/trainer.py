@@ -29,6 +29,7 @@ from pcm3.engine.checkpoint import latest_checkpoint, load_checkpoint, save_chec
 from pcm3.engine.config import PretrainConfig
 from pcm3.engine.optim import build_optimizer, lr_at, set_lr
 from pcm3.engine.precision import autocast, grad_scaler, precision_on
+from pcm3.engine.prefetch import prefetched
 from pcm3.errors import Pcm3Error
 
 
@@ -221,7 +222,7 @@ class Trainer:
         last: dict[str, float] = {}
         while self.step < self.total_steps:
             epoch, skip = divmod(self.step, self.steps_per_epoch)
-            for batch in self.batches.epoch(epoch, skip=skip):
+            for batch in prefetched(self.batches.epoch(epoch, skip=skip), cfg.num_workers):
                 batch = batch.to(self.device)
                 last = self._train_step(batch.x, batch.lengths)
                 seen += batch.x.shape[0] * self.world_size
