@@ -84,3 +84,16 @@ def test_overrides_around_options_as_a_user_types_them(cli_task, tiny_store_path
     assert provenance["runtime"]["device"] == "cpu" and provenance["runtime"]["threads"] >= 1
     assert provenance["pretrain"]["run_info"]["precision"] in ("fp32", "bf16")
 
+
+def test_a_bench_folder_in_use_is_refused_with_the_pid(cli_task, tiny_store_path, tmp_path, capsys):
+    import os
+
+    from pcm3.engine.run_lock import RunFolderLock
+
+    config = _write_config(tmp_path / "bench.yaml", tiny_store_path)
+    out = tmp_path / "run"
+    with RunFolderLock(out):
+        code = main(["bench", "--config", str(config), "--out", str(out)])
+    _, stderr = capsys.readouterr()
+    assert code == 2 and f"{out} is in use by process {os.getpid()}" in stderr
+    assert not (out / "pretrain").exists()

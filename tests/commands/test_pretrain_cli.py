@@ -1,15 +1,18 @@
 """``pcm3 pretrain``: the resolved runtime (printed, recorded), bad device / precision before any
-work."""
+work, the run-folder lock."""
 
 import json
+import os
 
 import pytest
 import yaml
 
 from pcm3.cli import main
+from pcm3.engine.run_lock import LOCK_NAME, RunFolderLock
 
 from ..conftest import TINY_MODEL
 from ..engine.hardware_fakes import AVX2_ONLY, AVX512_BF16, use_probe
+from ..engine.test_run_lock import dead_pid, write_stale_lock
 
 
 def _pretrain(capsys, store, out, *overrides):
@@ -33,6 +36,7 @@ def test_auto_is_resolved_printed_and_recorded_beside_the_config(tiny_store_path
     assert info["requested"] == {"device": "auto", "precision": "auto"}
     assert (info["device"], info["precision"]) == ("cpu", "bf16")
     assert info["cpu"].startswith("AVX512-BF16 CPU") and info["threads"] >= 1 and info["world_size"] == 1
+    assert not (run / LOCK_NAME).exists()  # released at the end
 
 
 def test_forced_bf16_without_native_support_warns_once(tiny_store_path, tmp_path, capsys, monkeypatch):
@@ -59,3 +63,20 @@ def test_bad_device_or_precision_fails_before_any_work(tiny_store_path, tmp_path
     assert code == 2 and err.startswith("error: ") and message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
 
+
+def test_a_second_process_is_refused_with_the_pid(tiny_store_path, tmp_path, capsys):
+    run = tmp_path / "run"
+    with RunFolderLock(run):  # another run holds the folder (flock: a second open conflicts, as a process)
+        code, _, err = _pretrain(capsys, tiny_store_path, run)
+    assert code == 2 and f"{run} is in use by process {os.getpid()}" in err
+    assert not (run / "metrics.jsonl").exists() and not (run / "config.yaml").exists()
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(tiny_store_path, tmp_path, capsys):
+    run = tmp_path / "run"
+    pid = dead_pid()
+    write_stale_lock(run, pid)
+    code, _, err = _pretrain(capsys, tiny_store_path, run)
+    assert code == 0, err
+    assert f"process {pid} that held it is no longer running" in err
+    assert (run / "checkpoints" / "last.pt").exists()

@@ -81,11 +81,28 @@ def test_nan_loss_stops_with_step_and_term_and_keeps_last_checkpoint(tiny_store_
         return losses
 
     trainer.method.forward = poisoned
-    with pytest.raises(TrainingDiverged, match="step 2: loss term 'reconstruction' is nan"):
+    with pytest.raises(TrainingDiverged, match="step 2: loss term 'reconstruction' is nan") as caught:
         trainer.fit()
+    assert f"the last good checkpoint is kept in {tmp_path / 'run' / 'checkpoints'}" in str(caught.value)
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert last["step"] == 2
     assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+
+
+def test_divergence_before_the_first_checkpoint_says_none_was_written(tiny_store_path, tmp_path):
+    trainer = _trainer(tiny_store_path, tmp_path / "run", "max_steps=4")  # checkpoints at epoch ends
+    forward = trainer.method.forward
+
+    def poisoned(x, lengths, generator):
+        losses = forward(x, lengths, generator)
+        losses["loss"] = losses["loss"] * float("inf")
+        return losses
+
+    trainer.method.forward = poisoned
+    with pytest.raises(TrainingDiverged, match="step 0: loss term 'loss' is inf") as caught:
+        trainer.fit()
+    assert "no checkpoint was written yet" in str(caught.value) and "kept in" not in str(caught.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_corrupt_checkpoint_is_a_clear_error_and_touches_nothing(tiny_store_path, tmp_path):

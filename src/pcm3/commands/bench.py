@@ -21,10 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def bench(args: argparse.Namespace) -> int:
     from pcm3.config import load_config
+    from pcm3.engine.run_lock import RunFolderLock
     from pcm3.tasks.bench import BenchConfig, run_bench
 
     cfg = load_config(BenchConfig, args.config, args.overrides)
-    run_bench(cfg, args.out)
+    with RunFolderLock(args.out):  # one process per bench folder
+        run_bench(cfg, args.out)
     print()
     print((args.out / "results.md").read_text(), end="")
     print(f"\nresults: {args.out / 'results.json'}, {args.out / 'results.csv'}, {args.out / 'results.md'}"

@@ -96,9 +96,10 @@ def run_pretraining(cfg, out: Path, resume: str | Path | None = "auto") -> dict 
     checkpoint is ``out / "checkpoints" / "last.pt"``.
 
     Device, precision and threads are resolved first (``auto`` from the hardware), printed and
-    written to ``out / "run_info.json"``.
+    written to ``out / "run_info.json"``; rank 0 holds the run folder's lock for the whole run.
     """
     from pcm3.distributed import cleanup, init_distributed_from_env
+    from pcm3.engine.run_lock import RunFolderLock
     from pcm3.engine.runtime import check_device_step, model_step_check, resolve_runtime, write_run_info
     from pcm3.engine.seed import seed_everything
     from pcm3.engine.trainer import Trainer, write_resolved_config
@@ -106,6 +107,7 @@ def run_pretraining(cfg, out: Path, resume: str | Path | None = "auto") -> dict 
 
     rank, world, device = init_distributed_from_env()
     runtime = resolve_runtime(cfg.device, cfg.precision, auto_device=device if world > 1 else None)
+    lock = RunFolderLock(out).acquire() if rank == 0 else None
     if rank == 0:
         print(f"[pretrain] {runtime.describe()}", flush=True)
     try:
@@ -129,6 +131,8 @@ def run_pretraining(cfg, out: Path, resume: str | Path | None = "auto") -> dict 
         summary = trainer.fit()
     finally:
         cleanup()
+        if lock is not None:
+            lock.release()
     return summary if rank == 0 else None
 
 

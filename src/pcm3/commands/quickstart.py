@@ -32,6 +32,7 @@ def quickstart(args: argparse.Namespace) -> int:
     from pcm3.commands.data import store_summary
     from pcm3.commands.pretrain import resolve_store
     from pcm3.config import load_config
+    from pcm3.engine.run_lock import RunFolderLock
     from pcm3.tasks.bench import BenchConfig, run_bench
     from pcm3.viz.skeleton_animation import show_store_sample
 
@@ -40,22 +41,23 @@ def quickstart(args: argparse.Namespace) -> int:
         raise Pcm3Error(f"{args.config} not found: run the quickstart from the pcm3 checkout "
                         "(make quickstart), or pass --config")
     cfg = load_config(BenchConfig, args.config, args.overrides)
-    print("[1/3] built-in dataset")
-    store = resolve_store(cfg.data)
-    summary = store_summary(store.path)
-    splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
-    print(f"      {summary['num_samples']} clips, {summary['num_classes']} classes, layout "
-          f"{summary['layout']}, splits: {splits}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    clip = show_store_sample(store.path, 0, args.out / "sample_0.gif")
-    print(f"      a sample clip: {clip}")
-    print("[2/3] pre-training + benchmark (pcm3 bench; a rerun reuses finished stages)")
-    run_bench(cfg, args.out, log=lambda line: print("      " + line, flush=True))
-    print("[3/3] results (final-epoch numbers; random-init and raw are the reference rows)\n")
-    print((args.out / "results.md").read_text(), end="")
-    pictures = sorted((args.out / "pictures").glob("*.png"))
-    print(f"\nresults: {args.out / 'results.md'} (also .csv, .json; provenance.json)")
-    if pictures:
-        print("pictures: " + ", ".join(str(p) for p in pictures))
-    print(f"done in {(time.perf_counter() - start) / 60:.1f} min")
+    with RunFolderLock(args.out):  # one process per run folder
+        print("[1/3] built-in dataset")
+        store = resolve_store(cfg.data)
+        summary = store_summary(store.path)
+        splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
+        print(f"      {summary['num_samples']} clips, {summary['num_classes']} classes, layout "
+              f"{summary['layout']}, splits: {splits}")
+        args.out.mkdir(parents=True, exist_ok=True)
+        clip = show_store_sample(store.path, 0, args.out / "sample_0.gif")
+        print(f"      a sample clip: {clip}")
+        print("[2/3] pre-training + benchmark (pcm3 bench; a rerun reuses finished stages)")
+        run_bench(cfg, args.out, log=lambda line: print("      " + line, flush=True))
+        print("[3/3] results (final-epoch numbers; random-init and raw are the reference rows)\n")
+        print((args.out / "results.md").read_text(), end="")
+        pictures = sorted((args.out / "pictures").glob("*.png"))
+        print(f"\nresults: {args.out / 'results.md'} (also .csv, .json; provenance.json)")
+        if pictures:
+            print("pictures: " + ", ".join(str(p) for p in pictures))
+        print(f"done in {(time.perf_counter() - start) / 60:.1f} min")
     return 0

@@ -194,10 +194,11 @@ class Trainer:
         values = {k: float(v.detach()) for k, v in losses.items()}
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
+            kept = (f"the last good checkpoint is kept in {self.ckpt_dir}" if latest_checkpoint(self.ckpt_dir)
+                    else "no checkpoint was written yet (the run diverged before its first one)")
             raise TrainingDiverged(
                 f"step {self.step}: loss term {bad[0]!r} is {values[bad[0]]} "
-                f"(terms: {', '.join(f'{k}={v:.4g}' for k, v in values.items())}); "
-                f"the last good checkpoint is kept in {self.ckpt_dir}"
+                f"(terms: {', '.join(f'{k}={v:.4g}' for k, v in values.items())}); {kept}"
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(losses["loss"]).backward()
