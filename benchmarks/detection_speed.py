@@ -10,7 +10,8 @@ official inference loop, one window per call, one recording at a time). The spee
 divides by the frames/s of ``window:batch=1`` on the same dataset when it was run.
 
 For each dataset (the built-in untrimmed recordings, generated when absent, and PKU-MMD Part I from
-``../shared/data/pku_mmd_part1`` converted with the ``pku-mmd`` reader into a temporary store) and
+``$PCM3_DATA/pku_mmd_part1`` (default ``../shared/data`` beside the checkout) converted with the
+``pku-mmd`` reader into a temporary store) and
 each feature mode of the ``detection`` task: the wall-clock time to compute the features of every
 frame of the test split (median of ``--repeats``, after a warm-up on one sequence), as frames/s,
 and the task's mAP@0.1/0.3/0.5 and frame accuracy (classifier trained on the training split).
@@ -206,7 +207,8 @@ def main() -> None:
     p.add_argument("--datasets", default="builtin,pku")
     p.add_argument("--modes", default="sequence;sequence:stride=4,context=64;window;window:batch=1")
     p.add_argument("--builtin", type=Path, default=ROOT / "data" / "builtin")
-    p.add_argument("--pku", type=Path, default=ROOT.parent / "shared" / "data" / "pku_mmd_part1")
+    real_data = Path(os.environ.get("PCM3_DATA") or ROOT.parent / "shared" / "data")
+    p.add_argument("--pku", type=Path, default=real_data / "pku_mmd_part1")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-sequences", type=int, help="use only the first N recordings of each split")
     p.add_argument("--epochs", type=int, help="classifier epochs (default: the task's 60, x0.1 at 40)")

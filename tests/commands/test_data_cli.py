@@ -1,12 +1,11 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pcm3.cli import main
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from ..real_data import real_data
 
 
 def _run(capsys, *argv):
@@ -19,7 +18,7 @@ def _run(capsys, *argv):
 def nwucla_store(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "nwucla"
     assert (
-        main(["data", "convert", str(SHARED_DATA / "nw_ucla"), "--format", "nw-ucla", "--out", str(out)]) == 0
+        main(["data", "convert", str(real_data("nw_ucla")), "--format", "nw-ucla", "--out", str(out)]) == 0
     )
     return out
 
@@ -42,7 +41,7 @@ def test_convert_pku_writes_both_stores(tmp_path, capsys):
         capsys,
         "data",
         "convert",
-        str(SHARED_DATA / "pku_mmd_part1"),
+        str(real_data("pku_mmd_part1")),
         "--format",
         "pku-mmd",
         "--out",
@@ -85,7 +84,7 @@ def test_skip_bad_reports_every_skipped_sample(tmp_path, capsys):
     src = tmp_path / "ucla" / "all_sqe"
     src.mkdir(parents=True)
     for name in ("a01_s01_e01_v01", "a02_s01_e01_v02"):
-        (src / f"{name}.json").write_text((SHARED_DATA / "nw_ucla" / "all_sqe" / f"{name}.json").read_text())
+        (src / f"{name}.json").write_text((real_data("nw_ucla", "all_sqe") / f"{name}.json").read_text())
     (src / "a03_s01_e01_v03.json").write_text("{broken")
     out = tmp_path / "o"
     code, stdout, _ = _run(
@@ -126,7 +125,7 @@ def test_preprocess_none_keeps_raw_coordinates(tmp_path, capsys):
         capsys,
         "data",
         "convert",
-        str(SHARED_DATA / "ntu_rgbd_samples" / "skeletons"),
+        str(real_data("ntu_rgbd_samples", "skeletons")),
         "--format",
         "ntu-raw",
         "--out",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +22,8 @@ from pcm3.data.store import write_trimmed
 from pcm3.errors import ConfigError, DataError
 from pcm3.layouts import COCO17, KINECT_V1_20, NTU25, layout_from_dict
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from ..real_data import real_data
+
 TINY8 = layout_from_dict({
     "name": "tiny8",
     "joints": ["hip", "chest", "l_arm", "l_hand", "r_arm", "r_hand", "l_leg", "r_leg"],
@@ -288,9 +288,7 @@ def test_write_trimmed_applies_the_transform_to_padded_chunks(tmp_path):
 
 
 def test_real_ntu_sample():
-    path = SHARED_DATA / "ntu_rgbd_samples" / "preprocessed" / "paddlevideo_example_ntu_CTVM.npy"
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"shared test data folder {SHARED_DATA} is missing (it sits beside the repo)")
+    path = real_data("ntu_rgbd_samples", "preprocessed", "paddlevideo_example_ntu_CTVM.npy")
     x = np.load(path)[None]  # (1, 3, 300, 25, 2)
     length = int((x != 0).any(axis=(1, 3, 4))[0].nonzero()[0][-1]) + 1
     out, lengths = make_transform(NTU25)(x, np.array([length]))

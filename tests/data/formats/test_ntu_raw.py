@@ -16,8 +16,7 @@ from pcm3.data.formats.ntu_raw import (
 )
 from pcm3.errors import ConfigError, DataError
 
-SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-NTU_DIR = SHARED_DATA / "ntu_rgbd_samples"
+from ...real_data import real_data
 
 # README table: name -> (frames, persons)
 REAL = {
@@ -32,9 +31,7 @@ REAL = {
 
 @pytest.fixture(scope="module")
 def real_dir() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"shared test data folder {SHARED_DATA} is missing (it sits beside the repo)")
-    return NTU_DIR / "skeletons"
+    return real_data("ntu_rgbd_samples", "skeletons")
 
 
 def skeleton_text(frames: list[list[tuple[str, np.ndarray]]], newline: str = "\n") -> str:
@@ -142,7 +139,7 @@ def test_crlf_and_lf_parse_identically(real_dir: Path, tmp_path: Path) -> None:
 
 
 def test_missing_list_drops_listed_samples(real_dir: Path, tmp_path: Path) -> None:
-    listing = NTU_DIR / "NTU_RGBD_samples_with_missing_skeletons.txt"
+    listing = real_dir.parent / "NTU_RGBD_samples_with_missing_skeletons.txt"
     listed = listing.read_text().split()[-1]  # last line is a sample name
     shutil.copy(real_dir / "S001C001P001R001A001.skeleton", tmp_path / f"{listed}.skeleton")
     shutil.copy(real_dir / "S001C001P001R001A050.skeleton", tmp_path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,8 +15,7 @@ from pcm3.data.formats.base import ReadOptions
 from pcm3.data.formats.nw_ucla import CLASS_NAMES
 from pcm3.errors import DataError
 
-SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-NW_UCLA = SHARED_DATA / "nw_ucla"
+from ...real_data import real_data
 
 
 def _write_clip(folder: Path, name: str, skeletons, label, **extra) -> Path:
@@ -161,12 +159,8 @@ def test_layout_override_must_have_20_joints(clips) -> None:
 
 
 def test_real_nw_ucla() -> None:
-    if not NW_UCLA.is_dir():
-        pytest.fail(f"real test data missing at {NW_UCLA}")
-    start = time.perf_counter()
-    out = read(NW_UCLA, "nw-ucla")
-    elapsed = time.perf_counter() - start
-    assert elapsed < 8.0, f"reading 1484 clips took {elapsed:.1f} s"
+    nw_ucla = real_data("nw_ucla")  # reading speed: benchmarks/reader_speed.py
+    out = read(nw_ucla, "nw-ucla")
     assert len(out.samples) == 1484 and out.skipped == []
     assert [len(out.splits[f"view{v}"]) for v in (1, 2, 3)] == [516, 504, 464]
     assert len(out.splits["xview/train"]) == 1020
@@ -174,7 +168,7 @@ def test_real_nw_ucla() -> None:
     assert sorted(per_class) == list(range(10))
     assert 141 <= min(per_class.values()) and max(per_class.values()) <= 173
     assert all(s.x.shape[0] == 3 and s.x.shape[2:] == (20, 1) for s in out.samples)
-    with (NW_UCLA / "val_split.csv").open() as fh:
+    with (nw_ucla / "val_split.csv").open() as fh:
         rows = {r["file_name"]: (int(r["length"]), int(r["label"])) for r in csv.DictReader(fh)}
     by_id = {s.id: s for s in out.samples}
     assert sorted(out.splits["xview/val"]) == sorted(rows)

@@ -11,8 +11,8 @@ from pcm3.data.formats import ReadOptions, read
 from pcm3.data.formats.pku_mmd import PKU_ACTION_NAMES, read_skeleton_bodies, read_split_file
 from pcm3.errors import ConfigError, DataError
 
-SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-PKU_DIR = SHARED_DATA / "pku_mmd_part1"
+from ...real_data import real_data
+
 # README table: video -> frames
 REAL_FRAMES = {
     "0160-L": 2566, "0160-M": 2911, "0160-R": 2616, "0312-R": 2737,
@@ -23,9 +23,7 @@ REAL_FRAMES = {
 
 @pytest.fixture(scope="module")
 def real():
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"shared test data folder {SHARED_DATA} is missing (it sits beside the repo)")
-    return read(PKU_DIR, "pku-mmd")
+    return read(real_data("pku_mmd_part1"), "pku-mmd")
 
 
 def frames_text(frames: np.ndarray) -> str:
@@ -197,9 +195,7 @@ def test_split_file_format(tmp_path: Path, text: str, ok: bool) -> None:
 
 
 def test_skeleton_matches_loadtxt_reference() -> None:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"shared test data folder {SHARED_DATA} is missing (it sits beside the repo)")
-    path = PKU_DIR / "skeleton" / "0036-L.txt"
+    path = real_data("pku_mmd_part1", "skeleton", "0036-L.txt")
     ref = np.loadtxt(path).reshape(-1, 2, 25, 3).transpose(1, 0, 2, 3)
     np.testing.assert_allclose(read_skeleton_bodies(path), ref, rtol=1e-6)
 

@@ -14,12 +14,8 @@ from pcm3.data.formats import stgcn_npy as stgcn
 from pcm3.data.formats.base import ReadOptions
 from pcm3.errors import DataError
 
+from ...real_data import real_data
 from .layouts_for_tests import layout_option
-
-SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-PADDLE_EXAMPLE = (SHARED_DATA / "ntu_rgbd_samples" / "preprocessed"
-                  / "paddlevideo_example_ntu_CTVM.npy")
-
 
 
 def write_split(folder: Path, split: str, x: np.ndarray, names, labels, num_frame=None) -> None:
@@ -62,9 +58,8 @@ def test_reads_splits_lengths_and_float_labels(tmp_path: Path, layout_name: str)
 
 
 def test_real_preprocessed_ntu_sample(tmp_path: Path) -> None:
-    if not PADDLE_EXAMPLE.exists():
-        pytest.fail(f"real test data missing at {PADDLE_EXAMPLE}")
-    clip = np.load(PADDLE_EXAMPLE)  # (3, 300, 25, 2), 72 non-zero frames, body 2 empty
+    example = real_data("ntu_rgbd_samples", "preprocessed", "paddlevideo_example_ntu_CTVM.npy")
+    clip = np.load(example)  # (3, 300, 25, 2), 72 non-zero frames, body 2 empty
     write_split(tmp_path, "val", clip[None], ["example"], [0])
     (s,) = read(tmp_path / "val_data_joint.npy", "stgcn-npy").samples  # a single split file
     assert s.x.shape == (3, 72, 25, 2)

@@ -7,16 +7,15 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pcm3.data.formats import ReadOptions, read
 from pcm3.errors import DataError
 
-SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-NTU_FILE = SHARED_DATA / "ntu_rgbd_samples" / "skeletons" / "S017C003P020R002A054.skeleton"
-PKU_DIR = SHARED_DATA / "pku_mmd_part1"
+from ...real_data import real_data
+
+NTU_NAME = "S017C003P020R002A054.skeleton"
 PKU_VIDEO, PKU_FRAMES = "0036-L", 400  # the first 400 frames of a real recording
 GARBAGE = ["nan", "inf", "-inf", "", "x", "1e999", "--", "0x1", "2.5", "-3", "99999999999", "é"]
 FUZZ = settings(
@@ -27,11 +26,10 @@ FUZZ = settings(
 @cache
 def real_bytes() -> tuple[bytes, bytes, bytes]:
     """(NTU .skeleton file, first PKU_FRAMES skeleton lines, label lines inside them)."""
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"shared test data folder {SHARED_DATA} is missing (it sits beside the repo)")
-    ntu = NTU_FILE.read_bytes()
-    lines = (PKU_DIR / "skeleton" / f"{PKU_VIDEO}.txt").read_bytes().splitlines(keepends=True)
-    labels = (PKU_DIR / "labels" / f"{PKU_VIDEO}.txt").read_bytes().splitlines(keepends=True)
+    ntu = real_data("ntu_rgbd_samples", "skeletons", NTU_NAME).read_bytes()
+    pku = real_data("pku_mmd_part1")
+    lines = (pku / "skeleton" / f"{PKU_VIDEO}.txt").read_bytes().splitlines(keepends=True)
+    labels = (pku / "labels" / f"{PKU_VIDEO}.txt").read_bytes().splitlines(keepends=True)
     inside = [row for row in labels if int(row.split(b",")[2]) <= PKU_FRAMES]
     assert inside  # the fixture must exercise samples
     return ntu, b"".join(lines[:PKU_FRAMES]), b"".join(inside)
@@ -76,11 +74,11 @@ def test_ntu_reader_corrupted(data: st.DataObject) -> None:
     ntu, _, _ = real_bytes()
     corrupted = data.draw(corruption(ntu))
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / NTU_FILE.name).write_bytes(corrupted)
+        (Path(tmp) / NTU_NAME).write_bytes(corrupted)
         try:
             converted = read(Path(tmp), "ntu-raw", ReadOptions())
         except DataError as exc:
-            assert exc.path is not None and NTU_FILE.name in str(exc)
+            assert exc.path is not None and NTU_NAME in str(exc)
             return
     check_sample_shapes(converted.samples, 2)
     assert len(converted.samples) == 1 and converted.samples[0].label == 53
