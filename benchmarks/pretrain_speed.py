@@ -3,13 +3,17 @@
     .venv/bin/python benchmarks/pretrain_speed.py --sizes paper,cpu --iters 3 --write benchmarks/README.md
     .venv/bin/python benchmarks/pretrain_speed.py --sizes tiny --iters 1          # smoke run
 
-For every size, three variants each run in a fresh subprocess (so ``ru_maxrss`` is that variant's
+For every size, each variant runs in a fresh subprocess (so ``ru_maxrss`` is that variant's
 peak): ``reference`` (:mod:`official_reference_step`: per-sample NumPy views, frame-by-frame
 encoder called once per view, decoder twice, batch-shared mask and mix), ``fp32`` and ``bf16``
 (our :class:`pcm3.methods.PCM3` step as ``Trainer._train_step`` runs it: views + forward + backward
-+ SGD, under ``pcm3.engine.precision.autocast``). All at equal configuration: same widths, batch,
-view length and loss terms. Also: the analytic FLOP count of a step, this machine's GEMM
-throughput in fp32 / bf16, and the views alone. Medians throughout.
++ SGD, under ``pcm3.engine.precision.autocast``) and ``auto`` (the same step in the precision
+``precision: auto`` picks on this machine: bf16 where the CPU has AVX512-BF16 or AMX, else fp32).
+All at equal configuration: same widths, batch, view length and loss terms. Also: the analytic
+FLOP count of a step, this machine's GEMM throughput in fp32 / bf16, and the views alone. Medians
+throughout. The report names the machine: CPU model, its vector extensions (AVX2, AVX-512,
+AVX512-BF16, AMX), PyTorch's CPU kernel level and whether bf16 is native. ``--write`` keeps one
+results block per kind of CPU (replacing only the block of this machine's kind).
 """
 
 from __future__ import annotations
@@ -39,9 +43,9 @@ SIZES = {  # model widths and batch; every other setting is the paper default (P
     "tiny": {"hidden": 32, "layers": 2, "projector": 64, "neck": 32, "decoder": 32,
              "prompt": 8, "batch": 8, "frames": 16, "queue": 64, "raw": (20, 40)},
 }
-VARIANTS = ("reference", "fp32", "bf16")
+VARIANTS = ("reference", "fp32", "bf16", "auto")
 HERE = Path(__file__).resolve().parent
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+START, END = "<!-- results:start", "<!-- results:end"  # + " <cpu kind> -->"
 
 
 def make_config(size: str, precision: str = "fp32"):
@@ -100,6 +104,15 @@ def _rss_mb() -> float:
     return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
 
 
+def variant_precision(variant: str) -> str:
+    """The precision a variant runs in (``auto``: what the policy picks on this machine's CPU)."""
+    from pcm3.engine.precision import precision_on
+
+    if variant == "reference":
+        return "fp32"
+    return precision_on(variant, torch.device("cpu"))[0] if variant == "auto" else variant
+
+
 def run_variant(size: str, variant: str, iters: int, warmup: int, profile: bool) -> dict:
     from official_reference_step import OfficialPCM3, official_views, reference_train_step
 
@@ -109,7 +122,7 @@ def run_variant(size: str, variant: str, iters: int, warmup: int, profile: bool)
     from pcm3.layouts import NTU25
     from pcm3.methods import build_method
 
-    cfg = make_config(size, "fp32" if variant == "reference" else variant)
+    cfg = make_config(size, variant_precision(variant))
     data, lengths = raw_batch(size)
     torch.manual_seed(0)
     random.seed(0)
@@ -155,7 +168,8 @@ def run_variant(size: str, variant: str, iters: int, warmup: int, profile: bool)
         tick = time.perf_counter()
         views(i)
         view_times.append(time.perf_counter() - tick)
-    result = {"size": size, "variant": variant, "step_s": statistics.median(times), "times": times,
+    result = {"size": size, "variant": variant, "precision": cfg.precision,
+              "step_s": statistics.median(times), "times": times,
               "views_s": statistics.median(view_times[1:]), "peak_rss_mb": peak,
               "base_rss_mb": base_rss, "losses": values,
               "finite": all(np.isfinite(v) for v in values.values())}
@@ -202,13 +216,43 @@ def run_subprocess(args: argparse.Namespace, job: dict) -> dict:
 
 
 def machine() -> dict[str, str]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"model name\s*:\s*(.*)", cpuinfo)
-    flags = re.search(r"flags\s*:\s*(.*)", cpuinfo)
-    have = flags.group(1).split() if flags else []
-    simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in have]
-    return {"cpu": model.group(1).strip() if model else platform.processor(), "cores": str(os.cpu_count()),
-            "simd": ", ".join(simd), "torch": torch.__version__, "python": platform.python_version()}
+    """This machine: the capability line (CPU model, vector extensions, torch kernels, native bf16),
+    its kind (the key of its results block), usable cores, versions."""
+    from pcm3.engine.hardware import probe_hardware
+    from pcm3.engine.threads import available_cores
+
+    probe = probe_hardware()
+    return {"capability": probe.capability_line(), "kind": cpu_kind(probe.cpu_flags),
+            "cores": available_cores().describe(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def cpu_kind(flags: frozenset[str]) -> str:
+    """``amx_bf16``, ``avx512_bf16``, ``avx512``, ``avx2`` or ``other``: what decides the step's speed."""
+    for flag, kind in (("amx_bf16", "amx_bf16"), ("avx512_bf16", "avx512_bf16"), ("avx512f", "avx512"),
+                       ("avx2", "avx2")):
+        if flag in flags:
+            return kind
+    return "other"
+
+
+CPU_KIND_TITLES = {"amx_bf16": "AMX CPU (native bf16)", "avx512_bf16": "AVX512-BF16 CPU (native bf16)",
+                   "avx512": "AVX-512 CPU without BF16 (bf16 emulated)",
+                   "avx2": "AVX2-only CPU (bf16 emulated)", "other": "other CPU"}
+
+
+def write_block(text: str, block: str, kind: str) -> str:
+    """``text`` with the results block of ``kind`` replaced by ``block``, or ``block`` added after
+    the last results block (at the end when there is none)."""
+    start, end = f"{START} {kind} -->", f"{END} {kind} -->"
+    if start in text and end in text:
+        head, _, rest = text.partition(start)
+        return head + block + rest.partition(end)[2]
+    last = text.rfind(END)
+    if last < 0:
+        return text.rstrip("\n") + "\n\n" + block + "\n"
+    cut = text.index("-->", last) + 3
+    return text[:cut] + "\n\n" + block + text[cut:]
 
 
 def markdown(results: list[dict], gemm: dict[str, dict], args: argparse.Namespace) -> str:
@@ -224,8 +268,9 @@ def markdown(results: list[dict], gemm: dict[str, dict], args: argparse.Namespac
             speed = f"{ref['step_s'] / r['step_s']:.2f}x" if ref else "–"
             views_pct = f"{100 * r['views_s'] / r['step_s']:.1f} %"
             gflops = flops / r["step_s"] / 1e9
+            name = f"auto ({r['precision']})" if variant == "auto" else variant
             lines.append(
-                f"| {size} | {variant} | {r['step_s']:.3f} | {SIZES[size]['batch'] / r['step_s']:.1f} "
+                f"| {size} | {name} | {r['step_s']:.3f} | {SIZES[size]['batch'] / r['step_s']:.1f} "
                 f"| {speed} "
                 f"| {r['peak_rss_mb']:.0f} ({r['peak_rss_mb'] - r['base_rss_mb']:.0f}) | {r['views_s']:.4f} "
                 f"| {views_pct} | {gflops:.1f} | {100 * gflops / gemm_fp32:.0f} % |")
@@ -243,14 +288,16 @@ def report(results: list[dict], gemm: dict, args: argparse.Namespace, load: tupl
     m = machine()
     command = "python benchmarks/pretrain_speed.py " + " ".join(sys.argv[1:])
     return "\n".join([
-        START,
+        f"{START} {m['kind']} -->",
+        f"#### {CPU_KIND_TITLES[m['kind']]}",
+        "",
         f"Command: `{command}`  ",
         f"Date: {datetime.datetime.now().isoformat(timespec='minutes')}  ",
-        f"Machine: {m['cpu']} ({m['simd']}), {m['cores']} cores, torch {m['torch']}, python {m['python']}, "
+        f"Machine: {m['capability']}; {m['cores']}; torch {m['torch']}, python {m['python']}, "
         f"torch threads {args.threads}  ",
         f"Load average (1/5/15 min) before: {load[0]}, after: {load[1]}  ",
         f"Iterations: reference {args.ref_iters}, ours {args.iters} timed after {args.warmup} warm-up  ",
-        "", markdown(results, gemm, args), "", END])
+        "", markdown(results, gemm, args), "", f"{END} {m['kind']} -->"])
 
 
 def main() -> None:
@@ -260,11 +307,16 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=3, help="timed iterations of our step")
     p.add_argument("--ref-iters", type=int, default=2, help="timed iterations of the reference step")
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (default 0: the cores this process may use, as pcm3 runs)")
     p.add_argument("--profile", action="store_true", help="print a torch.profiler table per variant")
     p.add_argument("--write", type=Path, help="put the results block into this Markdown file")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.threads <= 0:
+        from pcm3.engine.threads import available_cores
+
+        args.threads = available_cores().cores
     torch.set_num_threads(args.threads)
     if args.worker:
         job = json.loads(args.worker)
@@ -272,6 +324,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     args.sizes = args.sizes.split(",")
+    print(f"machine: {machine()['capability']}", file=sys.stderr, flush=True)
     load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     results, gemm = [], {}
     for size in args.sizes:
@@ -290,9 +343,8 @@ def main() -> None:
     block = report(results, gemm, args, (load_before, load_after))
     print(block)
     if args.write:
-        text = args.write.read_text() if args.write.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
-        head, _, rest = text.partition(START)
-        args.write.write_text(head + block + rest.partition(END)[2])
+        text = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
+        args.write.write_text(write_block(text, block, machine()["kind"]))
 
 
 if __name__ == "__main__":

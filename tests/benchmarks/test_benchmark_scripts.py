@@ -57,3 +57,41 @@ def test_ablation_aggregate_is_mean_and_sample_std(tmp_path):
     contrast = next(line for line in table if line.startswith("| contrastive only"))
     assert "| 52.0 ± 2.8 | 60.0 ± 0.0 | 12.0 ± 2.8 | 2 |" in contrast
     assert next(line for line in table if line.startswith("| + clip")).endswith("|  |  |  | 0 |")
+
+
+pretrain_speed = _load("pretrain_speed")
+
+
+def test_cpu_kind_names_what_decides_the_step_speed():
+    kind = pretrain_speed.cpu_kind
+    assert kind(frozenset({"avx2"})) == "avx2"
+    assert kind(frozenset({"avx2", "avx512f"})) == "avx512"
+    assert kind(frozenset({"avx2", "avx512f", "avx512_bf16"})) == "avx512_bf16"
+    assert kind(frozenset({"avx512_bf16", "amx_tile", "amx_bf16"})) == "amx_bf16"
+    assert kind(frozenset()) == "other"
+
+
+def test_write_block_keeps_the_table_of_each_kind_of_cpu():
+    def block(kind, body):
+        return f"<!-- results:start {kind} -->\n{body}\n<!-- results:end {kind} -->"
+
+    fast, slow = block("avx512_bf16", "old fast"), block("avx2", "new slow")
+    added = pretrain_speed.write_block(f"# Speed\n\n{fast}\n\nNotes.\n", slow, "avx2")
+    assert added == f"# Speed\n\n{fast}\n\n{slow}\n\nNotes.\n"
+    replaced = pretrain_speed.write_block(added, block("avx2", "rerun"), "avx2")
+    assert "rerun" in replaced and "new slow" not in replaced and "old fast" in replaced
+    assert replaced.index("old fast") < replaced.index("rerun") < replaced.index("Notes.")
+    first = pretrain_speed.write_block("# Speed\n", block("avx2", "x"), "avx2")
+    assert first == f"# Speed\n\n{block('avx2', 'x')}\n"
+
+
+def test_auto_variant_runs_the_precision_the_policy_picks(monkeypatch):
+    from ..engine.hardware_fakes import AVX2_ONLY, AVX512_BF16, use_probe
+
+    use_probe(monkeypatch, AVX2_ONLY)
+    assert pretrain_speed.variant_precision("auto") == "fp32"
+    use_probe(monkeypatch, AVX512_BF16)
+    assert pretrain_speed.variant_precision("auto") == "bf16"
+    assert pretrain_speed.variant_precision("reference") == "fp32"
+    assert pretrain_speed.variant_precision("bf16") == "bf16"
+    assert "auto" in pretrain_speed.VARIANTS
