@@ -22,7 +22,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import random
 import re
 import resource
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine_blocks import CPU_KIND_TITLES, END, START, machine, write_block
 
 SIZES = {  # model widths and batch; every other setting is the paper default (PretrainConfig)
     "paper": {"hidden": 1024, "layers": 3, "projector": 2048, "neck": 512, "decoder": 512,
@@ -45,7 +45,6 @@ SIZES = {  # model widths and batch; every other setting is the paper default (P
 }
 VARIANTS = ("reference", "fp32", "bf16", "auto")
 HERE = Path(__file__).resolve().parent
-START, END = "<!-- results:start", "<!-- results:end"  # + " <cpu kind> -->"
 
 
 def make_config(size: str, precision: str = "fp32"):
@@ -213,46 +212,6 @@ def run_subprocess(args: argparse.Namespace, job: dict) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"worker {job} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def machine() -> dict[str, str]:
-    """This machine: the capability line (CPU model, vector extensions, torch kernels, native bf16),
-    its kind (the key of its results block), usable cores, versions."""
-    from pcm3.engine.hardware import probe_hardware
-    from pcm3.engine.threads import available_cores
-
-    probe = probe_hardware()
-    return {"capability": probe.capability_line(), "kind": cpu_kind(probe.cpu_flags),
-            "cores": available_cores().describe(), "torch": torch.__version__,
-            "python": platform.python_version()}
-
-
-def cpu_kind(flags: frozenset[str]) -> str:
-    """``amx_bf16``, ``avx512_bf16``, ``avx512``, ``avx2`` or ``other``: what decides the step's speed."""
-    for flag, kind in (("amx_bf16", "amx_bf16"), ("avx512_bf16", "avx512_bf16"), ("avx512f", "avx512"),
-                       ("avx2", "avx2")):
-        if flag in flags:
-            return kind
-    return "other"
-
-
-CPU_KIND_TITLES = {"amx_bf16": "AMX CPU (native bf16)", "avx512_bf16": "AVX512-BF16 CPU (native bf16)",
-                   "avx512": "AVX-512 CPU without BF16 (bf16 emulated)",
-                   "avx2": "AVX2-only CPU (bf16 emulated)", "other": "other CPU"}
-
-
-def write_block(text: str, block: str, kind: str) -> str:
-    """``text`` with the results block of ``kind`` replaced by ``block``, or ``block`` added after
-    the last results block (at the end when there is none)."""
-    start, end = f"{START} {kind} -->", f"{END} {kind} -->"
-    if start in text and end in text:
-        head, _, rest = text.partition(start)
-        return head + block + rest.partition(end)[2]
-    last = text.rfind(END)
-    if last < 0:
-        return text.rstrip("\n") + "\n\n" + block + "\n"
-    cut = text.index("-->", last) + 3
-    return text[:cut] + "\n\n" + block + text[cut:]
 
 
 def markdown(results: list[dict], gemm: dict[str, dict], args: argparse.Namespace) -> str:

@@ -60,10 +60,11 @@ def test_ablation_aggregate_is_mean_and_sample_std(tmp_path):
 
 
 pretrain_speed = _load("pretrain_speed")
+machine_blocks = _load("machine_blocks")
 
 
 def test_cpu_kind_names_what_decides_the_step_speed():
-    kind = pretrain_speed.cpu_kind
+    kind = machine_blocks.cpu_kind
     assert kind(frozenset({"avx2"})) == "avx2"
     assert kind(frozenset({"avx2", "avx512f"})) == "avx512"
     assert kind(frozenset({"avx2", "avx512f", "avx512_bf16"})) == "avx512_bf16"
@@ -76,12 +77,12 @@ def test_write_block_keeps_the_table_of_each_kind_of_cpu():
         return f"<!-- results:start {kind} -->\n{body}\n<!-- results:end {kind} -->"
 
     fast, slow = block("avx512_bf16", "old fast"), block("avx2", "new slow")
-    added = pretrain_speed.write_block(f"# Speed\n\n{fast}\n\nNotes.\n", slow, "avx2")
+    added = machine_blocks.write_block(f"# Speed\n\n{fast}\n\nNotes.\n", slow, "avx2")
     assert added == f"# Speed\n\n{fast}\n\n{slow}\n\nNotes.\n"
-    replaced = pretrain_speed.write_block(added, block("avx2", "rerun"), "avx2")
+    replaced = machine_blocks.write_block(added, block("avx2", "rerun"), "avx2")
     assert "rerun" in replaced and "new slow" not in replaced and "old fast" in replaced
     assert replaced.index("old fast") < replaced.index("rerun") < replaced.index("Notes.")
-    first = pretrain_speed.write_block("# Speed\n", block("avx2", "x"), "avx2")
+    first = machine_blocks.write_block("# Speed\n", block("avx2", "x"), "avx2")
     assert first == f"# Speed\n\n{block('avx2', 'x')}\n"
 
 
