@@ -1,4 +1,4 @@
-"""Temporal crop-and-resize of padded skeleton batches (docs/benchmark.md).
+"""Temporal crop-and-resize of padded skeleton batches (reference notes §2.1 step 1, §6.1).
 
 A crop keeps frames ``[start, start + length)`` of each sample and resizes them to ``out_len``
 frames by linear interpolation, exactly as the official

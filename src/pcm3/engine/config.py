@@ -1,6 +1,6 @@
 """The pre-training configuration tree (``pcm3 pretrain --config CFG key=value ...``).
 
-Defaults are the paper's NTU settings (docs/benchmark.md); configs in ``configs/`` only
+Defaults are the paper's NTU settings (reference notes §5.1); configs in ``configs/`` only
 state what differs.
 """
 

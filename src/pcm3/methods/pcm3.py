@@ -1,4 +1,4 @@
-"""PCM3: prompted contrast with masked motion modelling (docs/benchmark.md–§4).
+"""PCM3: prompted contrast with masked motion modelling (reference notes §2–§4).
 
 Per batch of raw clips ``(N, C, T, V, M)``: three random crop-resized views (query: crop +
 shear or joint corruption; key: the same kind; masked-prediction source: crop + shear), the

@@ -15,7 +15,7 @@
   each sub-sequence is encoded in overlapping chunks of ``2c`` frames every ``c`` frames (all
   chunks batched), and every frame is read from the chunk where it has at least ``c`` frames of
   past (as a window of ``c`` frames would give it), for about twice the cost of one pass.
-- ``window``: the official Simple-Skeleton-Detection inference (docs/benchmark.md): for
+- ``window``: the official Simple-Skeleton-Detection inference (reference notes §6.6): for
   frame ``t`` a window of ``window_frames`` raw frames centred at ``t``, clamped to the
   sequence, every ``window_stride``-th frame kept (64 / 4 -> 16 frames); the stream of the
   window, and frame ``t``'s feature = the encoder's output at the window's last step. Many

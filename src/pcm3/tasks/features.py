@@ -79,7 +79,7 @@ def extract_features(
     """``(N, D)`` float32 sequence features of every sample of ``store``, in store order.
 
     The view is the official evaluation view: the central ``crop_ratio`` of each clip resized
-    to ``frames`` frames (docs/benchmark.md), then ``view_transform`` if given (applied to
+    to ``frames`` frames (reference notes §6.1), then ``view_transform`` if given (applied to
     the resized joint coordinates), then the stream's modality. The encoder is put in eval
     mode (its BatchNorm statistics are not touched).
     """
@@ -102,7 +102,7 @@ def random_crop_features(
     batch_size: int = 256,
 ) -> np.ndarray:
     """``(N, D)`` features of a fresh random crop of every clip (the CMD downstream training
-    view, docs/benchmark.md: crop scale ``U(scale)``, at least ``frames`` frames or the whole
+    view, reference notes §6.1: crop scale ``U(scale)``, at least ``frames`` frames or the whole
     clip, resized to ``frames``). The crops are drawn from ``generator`` batch by batch."""
 
     def random_view(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Transfer: an encoder pre-trained on store A, evaluated on store B (docs/benchmark.md;
+"""Transfer: an encoder pre-trained on store A, evaluated on store B (reference notes §6.4;
 survey §4.5).
 
 ``target`` is store B's path (``ctx.store_path`` is not read). ``protocol: finetune`` (CMD's
