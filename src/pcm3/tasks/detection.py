@@ -1,5 +1,5 @@
 """Temporal action detection on untrimmed sequences: frozen per-frame features + a linear
-per-frame classifier with a background class (as in Simple-Skeleton-Detection; docs/benchmark.md).
+per-frame classifier with a background class (reference notes §6.6, Simple-Skeleton-Detection).
 
 Protocol, and where it differs from the official linear protocol on purpose:
 
@@ -57,7 +57,7 @@ from pcm3.tasks.features import split_pair
 
 @dataclass
 class DetectionConfig:
-    """Detection protocol settings (defaults: docs/benchmark.md; see the module docstring)."""
+    """Detection protocol settings (defaults: reference notes §6.6; see the module docstring)."""
 
     features: Literal["sequence", "window"] = "window"  # sequence loses mAP on PKU-MMD: benchmarks/README.md
     window_frames: int = 64  # window mode: raw frames per window, centred on the frame
