@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pcm3.commands.pretrain import run_pretraining
+from pcm3.engine.pretrain import run_pretraining
 from pcm3.config import load_config
 from pcm3.data.store import open_store
 from pcm3.engine.config import PretrainConfig
