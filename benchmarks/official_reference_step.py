@@ -181,9 +181,10 @@ class OfficialPCM3(nn.Module):
         self.cfg, self.layout = cfg, layout
         self.shape = (in_channels, layout.num_joints, num_persons)
         f = in_channels * layout.num_joints * num_persons
-        self.encoder_q = OfficialBIGRU(f, m.hidden_size, m.num_layers, m.projector_hidden, m.embed_dim)
+        gru = m.options  # BiGRUOptions
+        self.encoder_q = OfficialBIGRU(f, gru.hidden_size, gru.num_layers, m.projector_hidden, m.embed_dim)
         self.encoder_k = copy.deepcopy(self.encoder_q).requires_grad_(False)
-        self.linear = nn.Sequential(nn.Linear(2 * m.hidden_size, m.neck_hidden),
+        self.linear = nn.Sequential(nn.Linear(2 * gru.hidden_size, m.neck_hidden),
                                     nn.BatchNorm1d(m.neck_hidden), nn.ReLU(),
                                     nn.Linear(m.neck_hidden, m.neck_hidden))
         self.recons_decoder = OfficialDecoder(m.neck_hidden, m.decoder_hidden_size, m.decoder_layers, f)

@@ -24,7 +24,7 @@ def evaluate(checkpoint: Path, data: str) -> dict[str, float]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from pcm3.commands.pretrain import pick_splits, resolve_store
+    from pcm3.engine.pretrain import pick_splits, resolve_store
     from pcm3.tasks.encoders import load_encoder
     from pcm3.tasks.features import extract_features, knn_top1
 

@@ -52,7 +52,7 @@ def make_config(size: str, precision: str = "fp32"):
     from pcm3.engine.config import PretrainConfig
 
     s = SIZES[size]
-    overrides = [f"model.hidden_size={s['hidden']}", f"model.num_layers={s['layers']}",
+    overrides = [f"model.bigru.hidden_size={s['hidden']}", f"model.bigru.num_layers={s['layers']}",
                  f"model.projector_hidden={s['projector']}", f"model.neck_hidden={s['neck']}",
                  f"model.decoder_hidden_size={s['decoder']}", f"model.prompt_length={s['prompt']}",
                  f"batch_size={s['batch']}", f"augment.view_frames={s['frames']}",

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pcm3.commands.pretrain import run_pretraining
 from pcm3.config import load_config
 from pcm3.data.store import open_store
 from pcm3.engine.config import PretrainConfig
+from pcm3.engine.pretrain import run_pretraining
 from pcm3.tasks.base import raw_encoder, store_input_shape
 from pcm3.tasks.encoders import load_encoder, random_encoder
 from pcm3.tasks.features import extract_features, knn_top1

@@ -1,15 +1,23 @@
-"""Shared fixtures: a tiny trimmed store on an 8-joint, 2-part custom layout, and the config
-overrides that make every model tiny (so pre-training tests take seconds on a CPU)."""
+"""Shared fixtures: a tiny trimmed store on an 8-joint, 2-part custom layout, the config
+overrides that make every model tiny (so pre-training tests take seconds on a CPU), and a
+test-only backbone (``frame_mlp_test``: non-causal, time stride 2, BatchNorm, a ``(C, V)`` input
+prompt) that proves the methods and tasks work with any backbone of the contract."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch import Tensor, nn
 
+from pcm3.config import to_dict
 from pcm3.data import Converted, Sample, write_store
-from pcm3.layouts import layout_from_dict
+from pcm3.errors import ConfigError
+from pcm3.layouts import Layout, layout_from_dict
+from pcm3.models.registry import create_backbone, get_backbone, register_backbone
 
 HANDS8 = layout_from_dict(
     {
@@ -30,8 +38,8 @@ HANDS8 = layout_from_dict(
 )
 
 TINY_MODEL = [
-    "model.hidden_size=16",
-    "model.num_layers=2",
+    "model.bigru.hidden_size=16",
+    "model.bigru.num_layers=2",
     "model.projector_hidden=32",
     "model.embed_dim=8",
     "model.neck_hidden=16",
@@ -45,6 +53,77 @@ TINY_MODEL = [
     "epochs=2",
     "log_every=1",
 ]
+
+
+TINY_HEADS = [o for o in TINY_MODEL if not o.startswith("model.bigru.")]
+
+
+def tiny_model(backbone: str) -> list[str]:
+    """Overrides of a tiny pre-training config on ``backbone`` with its ``tiny()`` options (the
+    task prompt shortened to fit its feature width)."""
+    options = get_backbone(backbone).options.tiny()
+    dim = create_backbone(backbone, layout=HANDS8, num_persons=2, in_channels=3,
+                          **to_dict(options)).feature_dim
+    out = [o for o in TINY_HEADS if not o.startswith("model.prompt_length=")]
+    out += [f"model.backbone={backbone}", f"model.prompt_length={min(4, dim // 2 - 1)}"]
+    return out + [f"model.{backbone}.{k}={v}" for k, v in to_dict(options).items()]
+
+
+@dataclass
+class FrameMLPOptions:
+    """Options of the test-only backbone."""
+
+    width: int = 16
+    time_stride: int = 2
+
+    def validate(self) -> None:
+        if self.width < 2 or self.width % 2 or self.time_stride < 1:
+            raise ConfigError(f"frame_mlp_test: width must be even >= 2 and time_stride >= 1, got {self}")
+
+    @classmethod
+    def tiny(cls) -> FrameMLPOptions:
+        return cls(width=12)
+
+
+@register_backbone("frame_mlp_test", options=FrameMLPOptions)
+class FrameMLP(nn.Module):
+    """Test-only backbone: frames past ``lengths`` zeroed, BatchNorm over ``C*V`` (persons folded
+    into the batch), the ``(C, V)`` input prompt, ``time_stride`` frames per step through a
+    Linear, persons averaged, a non-causal temporal conv (kernel 3), mean over valid steps."""
+
+    def __init__(self, layout: Layout, num_persons: int, in_channels: int, width: int = 16,
+                 time_stride: int = 2) -> None:
+        super().__init__()
+        FrameMLPOptions(width, time_stride).validate()
+        self.cv = in_channels * layout.num_joints
+        self.feature_dim, self.time_stride, self.causal = width, time_stride, False
+        self.input_prompt_shape = (in_channels, layout.num_joints)
+        self.norm = nn.BatchNorm1d(self.cv)
+        self.embed = nn.Linear(time_stride * self.cv, width)
+        self.mix = nn.Conv1d(width, width, 3, padding=1)
+
+    def forward_dense(self, x: Tensor, lengths: Tensor | None = None, *,
+                      input_prompt: Tensor | None = None) -> Tensor:
+        n, _, t, _, m = x.shape
+        s = self.time_stride
+        if lengths is not None:
+            x = x * (torch.arange(t, device=x.device) < lengths.to(x.device)[:, None]).view(n, 1, t, 1, 1)
+        u = self.norm(x.permute(0, 4, 2, 1, 3).reshape(n * m * t, self.cv)).view(n, m, t, self.cv)
+        if input_prompt is not None:
+            u = u + input_prompt.reshape(-1, 1, 1, self.cv)
+        steps = -(-t // s)
+        u = nn.functional.pad(u, (0, 0, 0, steps * s - t)).reshape(n, m, steps, s * self.cv)
+        h = torch.relu(self.embed(u)).mean(dim=1)  # (N, T', width)
+        return self.mix(h.transpose(1, 2)).transpose(1, 2)
+
+    def forward_features(self, x: Tensor, lengths: Tensor | None = None, *,
+                         input_prompt: Tensor | None = None) -> Tensor:
+        dense = self.forward_dense(x, lengths, input_prompt=input_prompt)
+        if lengths is None:
+            return dense.mean(dim=1)
+        valid_steps = -(-lengths.to(dense.device) // self.time_stride)
+        keep = (torch.arange(dense.shape[1], device=dense.device) < valid_steps[:, None]).unsqueeze(-1)
+        return (dense * keep).sum(dim=1) / valid_steps[:, None].to(dense.dtype)
 
 
 def make_tiny_converted(n: int = 24, seed: int = 0) -> Converted:

@@ -15,8 +15,8 @@ INTERMIXED = {
                    ["seed=1", "tasks.knn.k=5", "x=y"]),
     "eval": (["eval", "knn", "k=3", "--encoder", "raw", "--data", "D", "precision_at=2", "--json", "z=0"],
              ["k=3", "precision_at=2", "z=0"]),
-    "doctor": (["doctor", "batch_size=8", "--seconds", "1", "model.hidden_size=16", "--json"],
-               ["batch_size=8", "model.hidden_size=16"]),
+    "doctor": (["doctor", "batch_size=8", "--seconds", "1", "model.bigru.hidden_size=16", "--json"],
+               ["batch_size=8", "model.bigru.hidden_size=16"]),
 }
 
 

@@ -21,7 +21,8 @@ def test_paper_configs_have_the_paper_settings(path):
     cfg = load_config(PretrainConfig, path)
     assert (cfg.batch_size, cfg.optim.lr, cfg.optim.weight_decay, cfg.epochs) == (128, 0.02, 1e-4, 451)
     assert cfg.optim.milestones == [351] and cfg.moco.queue_size == 16384 and cfg.moco.momentum == 0.999
-    assert (cfg.model.hidden_size, cfg.model.num_layers, cfg.model.decoder_hidden_size) == (1024, 3, 512)
+    assert cfg.model.backbone == "bigru" and cfg.model.decoder_hidden_size == 512
+    assert (cfg.model.options.hidden_size, cfg.model.options.num_layers) == (1024, 3)
 
 
 def test_quick_configs_exist():

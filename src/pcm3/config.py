@@ -95,13 +95,26 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def from_dict(cls: type[C], data: Any, prefix: str = "") -> C:
-    """Build dataclass ``cls`` from a mapping, defaults filling what is absent."""
+    """Build dataclass ``cls`` from a mapping, defaults filling what is absent.
+
+    A class with a ``from_config_mapping(data, prefix)`` classmethod reads its mapping itself
+    (and writes it with ``to_config_mapping()``): ``ModelConfig`` keeps a backbone's options
+    under the backbone's name.
+    """
     if data is None:
         data = {}
     if dataclasses.is_dataclass(data):
         data = to_dict(data)
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    custom = getattr(cls, "from_config_mapping", None)
+    if custom is not None:
+        return custom(data, prefix)
+    return dataclass_from_mapping(cls, data, prefix)
+
+
+def dataclass_from_mapping(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
+    """:func:`from_dict` for one dataclass, field by field (unknown keys refused)."""
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     unknown = [k for k in data if k not in names]
@@ -121,6 +134,9 @@ def from_dict(cls: type[C], data: Any, prefix: str = "") -> C:
 
 def to_dict(obj: Any) -> Any:
     """A plain (YAML/JSON-friendly) copy of a config tree."""
+    custom = getattr(obj, "to_config_mapping", None)
+    if custom is not None and not isinstance(obj, type):
+        return to_dict(custom())
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):

@@ -191,7 +191,7 @@ def _one_based(pairs: list[tuple[int, int]], num_joints: int) -> tuple[int, ...]
 
 
 # NTU RGB+D / PKU-MMD (Kinect v2). Bone pairs (child, parent), 1-based, as in the official
-# code (reference notes §1.4); joint 21 (spine shoulder) is the root. Parts as in §1.5, in the
+# code; joint 21 (spine shoulder) is the root. Body parts as in the official PCM3 code, in the
 # official order; the official names are mirrored ("left_hand" is NTU's right arm), ours are not.
 NTU25 = Layout(
     name="ntu25",

@@ -1,4 +1,4 @@
-"""Input modalities (streams) computed from joint coordinates (reference notes §1.4).
+"""Input modalities (streams) computed from joint coordinates, as the official code computes them.
 
 - joint: the coordinates themselves;
 - motion: ``m[:, :, t] = x[:, :, t + 1] - x[:, :, t]``, the last frame 0;

@@ -99,7 +99,8 @@ def test_frame_by_frame_encoder_equals_our_bigru(train):
         model.encoder_q.input_norm.running_mean.uniform_(-0.3, 0.3)
         model.encoder_q.input_norm.running_var.uniform_(0.5, 2.0)
         model.encoder_q.input_norm.weight.uniform_(0.5, 1.5)
-    ours = BiGRUEncoder(25, 2, 3, hidden_size=cfg.model.hidden_size, num_layers=cfg.model.num_layers)
+    ours = BiGRUEncoder(NTU25, 2, 3, hidden_size=cfg.model.options.hidden_size,
+                        num_layers=cfg.model.options.num_layers)
     report = load_official_encoder(model.state_dict(), ours)
     assert "encoder_q.encoder.gru.weight_hh_l1_reverse" in report["loaded"].values()
     model.train(train)

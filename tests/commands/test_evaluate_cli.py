@@ -1,16 +1,15 @@
 import json
 
 import pytest
-import torch
 import yaml
-from safetensors.torch import save_file
 
 from pcm3.cli import main
 from pcm3.config import load_config, to_dict
 from pcm3.data import open_store
 from pcm3.engine.config import PretrainConfig
 from pcm3.layouts import NTU25
-from pcm3.tasks.encoders import build_encoder
+from pcm3.models.encoder_files import save_encoder
+from pcm3.tasks.encoders import random_encoder
 
 from ..conftest import TINY_MODEL
 
@@ -69,15 +68,12 @@ def test_bad_override_is_one_line_naming_the_allowed_keys(tiny_store_path, capsy
 
 def test_layout_mismatch_is_refused_before_anything(tiny_store_path, tmp_path, capsys):
     cfg = load_config(PretrainConfig, None, TINY_MODEL)
-    torch.manual_seed(0)
-    encoder = build_encoder(cfg, NTU25, 3, 2)
-    path = tmp_path / "ntu.safetensors"
-    save_file({k: v.contiguous() for k, v in encoder.backbone.state_dict().items()}, str(path),
-              metadata={"pcm3_config": json.dumps(to_dict(cfg)), "layout": json.dumps(NTU25.to_dict())})
+    path = save_encoder(random_encoder(cfg, NTU25, 3, 2).encoder, tmp_path / "ntu.safetensors")
     code, out, err = _run(capsys, "eval", "linear", "--encoder", path, "--data", tiny_store_path,
                           "--out", tmp_path / "o")
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "expects layout 'ntu25'" in err and "'hands8'" in err
+    assert "expects layout 'ntu25' (25 joints), C=3, M=2" in err
+    assert "has layout 'hands8' (8 joints), C=3" in err
     assert out == "" and not (tmp_path / "o").exists()
 
 
@@ -86,12 +82,14 @@ def test_channel_mismatch_is_refused(tiny_store_path, tmp_path, capsys):
 
     hands8 = layout_from_dict(json.loads((tiny_store_path / "meta.json").read_text())["layout"])
     cfg = load_config(PretrainConfig, None, TINY_MODEL)
-    encoder = build_encoder(cfg, hands8, 2, 2)  # 2-D coordinates; the store has x, y, z
-    path = tmp_path / "2d.safetensors"
-    save_file({k: v.contiguous() for k, v in encoder.backbone.state_dict().items()}, str(path),
-              metadata={"pcm3_config": json.dumps(to_dict(cfg)), "layout": json.dumps(hands8.to_dict())})
+    encoder = random_encoder(cfg, hands8, 2, 2)  # 2-D coordinates; the store has x, y, z
+    path = save_encoder(encoder.encoder, tmp_path / "2d.safetensors")
     code, _, err = _run(capsys, "eval", "knn", "--encoder", path, "--data", tiny_store_path)
-    assert code == 2 and "expects C=2 channels and M=2 persons" in err and "has C=3, M=2" in err
+    assert code == 2 and "expects layout 'hands8' (8 joints), C=2, M=2" in err
+    assert "has layout 'hands8' (8 joints), C=3, M=2" in err
+    one_person = save_encoder(random_encoder(cfg, hands8, 3, 1).encoder, tmp_path / "m1.safetensors")
+    code, _, err = _run(capsys, "eval", "knn", "--encoder", one_person, "--data", tiny_store_path)
+    assert code == 2 and "C=3, M=1; the store" in err and "C=3, M=2" in err
 
 
 def test_usage_errors(tiny_store_path, tiny_config, capsys):

@@ -7,7 +7,7 @@ import torch
 
 from pcm3.config import load_config
 from pcm3.data import open_store
-from pcm3.engine.batches import ClipBatches
+from pcm3.data.batches import ClipBatches
 from pcm3.engine.config import PretrainConfig
 from pcm3.engine.prefetch import prefetched
 from pcm3.engine.trainer import Trainer

@@ -35,7 +35,7 @@ def test_cli_pretrain_writes_the_documented_run_folder(tiny_store_path, tmp_path
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["step"] == 3 and 0.0 <= summary["knn_top1"] <= 1.0
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    assert cfg["model"]["hidden_size"] == 16 and cfg["max_steps"] == 3
+    assert cfg["model"]["bigru"]["hidden_size"] == 16 and cfg["max_steps"] == 3
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3]
@@ -117,14 +117,36 @@ def test_corrupt_checkpoint_is_a_clear_error_and_touches_nothing(tiny_store_path
     assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == before
 
 
-def test_layout_mismatch_on_resume(tiny_store_path, tmp_path):
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("layout", "other", r"layout 'other' \(8 joints\), C=3, M=2"),
+    ("in_channels", 2, r"layout 'hands8' \(8 joints\), C=2, M=2"),
+    ("num_persons", 1, r"layout 'hands8' \(8 joints\), C=3, M=1"),
+])
+def test_resume_and_init_refuse_another_layout_channels_or_persons(tiny_store_path, tmp_path, key, value,
+                                                                   expected):
     run = tmp_path / "run"
     _trainer(tiny_store_path, run, "max_steps=1").fit()
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
-    state["layout"]["name"] = "other"
+    if key == "layout":
+        state["encoder_spec"]["layout"]["name"] = value
+    else:
+        state["encoder_spec"][key] = value
     torch.save(state, run / "checkpoints" / "last.pt")
-    with pytest.raises(Pcm3Error, match="trained on layout 'other'"):
+    both = (rf"checkpoint .*last.pt expects {expected}; the store .*tiny has layout 'hands8' \(8 joints\), "
+            r"C=3, M=2")
+    with pytest.raises(Pcm3Error, match=both):
         _trainer(tiny_store_path, run, "max_steps=2").resume()
+    fresh = _trainer(tiny_store_path, tmp_path / "fresh", "max_steps=2")
+    with pytest.raises(Pcm3Error, match=both):
+        fresh.initialize_from(run / "checkpoints" / "last.pt")
+
+
+def test_resume_refuses_another_architecture(tiny_store_path, tmp_path):
+    run = tmp_path / "run"
+    _trainer(tiny_store_path, run, "max_steps=1").fit()
+    with pytest.raises(Pcm3Error, match=r"checkpoint encoder is bigru .*'hidden_size': 16.*the config builds "
+                                        r"bigru .*'hidden_size': 8"):
+        _trainer(tiny_store_path, run, "max_steps=2", "model.bigru.hidden_size=8").resume()
 
 
 def test_bad_config_key_exits_2_naming_the_key(tiny_store_path, tmp_path, capsys):
@@ -155,7 +177,7 @@ def test_batch_too_large_is_refused(tiny_store_path, tmp_path):
 
 
 def test_excluded_classes_never_reach_pretraining(tiny_store_path):
-    from pcm3.commands.pretrain import without_classes
+    from pcm3.engine.pretrain import without_classes
 
     store = open_store(tiny_store_path).split("xsub/train")
     kept = without_classes(store, [1])

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from pcm3.layouts import KINECT_V1_20, NTU25, layout_from_dict
+from pcm3.layouts import KINECT_V1_20, NTU25, Layout, layout_from_dict
 
 TINY8 = layout_from_dict({
     "name": "tiny8",
@@ -19,6 +19,14 @@ TINY8 = layout_from_dict({
     "parents": ["hip", "hip", "chest", "l_arm", "chest", "r_arm", "hip", "hip"],
     "parts": {"upper": ["chest", "l_arm", "l_hand", "r_arm", "r_hand"], "lower": [0, 6, 7]},
 })
+
+
+def chain_layout(num_joints: int) -> Layout:
+    """A ``num_joints``-joint chain (joint j's parent is j - 1), one body part: for models that
+    only need V."""
+    return layout_from_dict({"name": f"chain{num_joints}", "joints": [f"j{i}" for i in range(num_joints)],
+                             "parents": [max(i - 1, 0) for i in range(num_joints)],
+                             "parts": {"all": list(range(num_joints))}})
 
 
 @pytest.fixture(params=[(NTU25, 2), (KINECT_V1_20, 1), (TINY8, 2)],

@@ -10,6 +10,8 @@ import torch
 from pcm3.errors import ConfigError
 from pcm3.models import BiGRUEncoder, create_backbone, load_official_encoder, unflatten_frames
 
+from .conftest import chain_layout
+
 H, L, N, T = 8, 3, 4, 7
 ATOL = 1e-5
 
@@ -18,7 +20,8 @@ def make_pair(official_bigru, v, m, **kwargs):
     """An official-style BIGRU and our encoder holding the same weights."""
     torch.manual_seed(0)
     official = official_bigru(3 * v * m, H, L)
-    ours = create_backbone("bigru", num_joints=v, num_persons=m, hidden_size=H, num_layers=L,
+    ours = create_backbone("bigru", layout=chain_layout(v), num_persons=m, in_channels=3, hidden_size=H,
+                           num_layers=L,
                            **kwargs)
     load_official_encoder(official.state_dict(), ours)
     return official, ours
@@ -130,7 +133,7 @@ def test_input_prompt_is_added_after_bn(official_bigru, flatten_official, joints
     prompt = torch.randn(1, 1, f)
     with torch.no_grad():
         plain = ours.forward_dense(x)
-        after = ours.forward_dense(x, input_prompt=prompt)
+        after = ours.forward_dense(x, input_prompt=prompt.reshape(1, f))
         reference = official.frames(flatten_official(x), prompt_after_bn=prompt)
         before = ours.forward_dense(x + unflatten_frames(prompt.expand(N, T, f), 3, v, m))
     torch.testing.assert_close(after, reference, atol=ATOL, rtol=0)
@@ -140,7 +143,7 @@ def test_input_prompt_is_added_after_bn(official_bigru, flatten_official, joints
     before_param = torch.zeros(1, 1, f, requires_grad=True)
     after_param = torch.zeros(1, 1, f, requires_grad=True)
     ours(x + unflatten_frames(before_param.expand(N, T, f), 3, v, m)).square().sum().backward()
-    ours(x, input_prompt=after_param).square().sum().backward()
+    ours(x, input_prompt=after_param.reshape(1, f)).square().sum().backward()
     assert before_param.grad.abs().max() < 1e-4
     assert after_param.grad.abs().max() > 1e-3
 
@@ -148,7 +151,7 @@ def test_input_prompt_is_added_after_bn(official_bigru, flatten_official, joints
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_gradients_reach_all_parameters(bidirectional):
     torch.manual_seed(1)
-    ours = BiGRUEncoder(20, 1, hidden_size=H, num_layers=2, bidirectional=bidirectional)
+    ours = BiGRUEncoder(chain_layout(20), 1, hidden_size=H, num_layers=2, bidirectional=bidirectional)
     x = torch.randn(N, 3, T, 20, 1)
     loss = ours(x).square().sum() + ours.forward_dense(x).square().mean()
     loss.backward()
@@ -158,7 +161,7 @@ def test_gradients_reach_all_parameters(bidirectional):
 
 
 def test_official_init():
-    ours = BiGRUEncoder(8, 2, hidden_size=16, num_layers=2)
+    ours = BiGRUEncoder(chain_layout(8), 2, hidden_size=16, num_layers=2)
     for name, param in ours.named_parameters():
         if name.startswith("input_norm."):
             continue
@@ -171,7 +174,7 @@ def test_official_init():
 
 
 def test_bad_arguments_and_inputs():
-    ours = BiGRUEncoder(8, 2, hidden_size=H, num_layers=1)
+    ours = BiGRUEncoder(chain_layout(8), 2, hidden_size=H, num_layers=1)
     x = torch.randn(2, 3, 5, 8, 2)
     with pytest.raises(ConfigError, match=r"V=8.*got shape \(2, 3, 5, 9, 2\)"):
         ours(torch.randn(2, 3, 5, 9, 2))
@@ -185,9 +188,13 @@ def test_bad_arguments_and_inputs():
         ours(x, torch.tensor([5.0, 2.0]))
     with pytest.raises(ConfigError, match="integer tensor of shape"):
         ours(x, torch.tensor([5, 2, 1]))
-    with pytest.raises(ConfigError, match="input_prompt must have shape \\(1, 1, 48\\)"):
-        ours(x, input_prompt=torch.zeros(1, 1, 47))
+    with pytest.raises(ConfigError, match=r"input_prompt must have shape \(1, 48\) or \(N=2, 48\)"):
+        ours(x, input_prompt=torch.zeros(1, 47))
+    with pytest.raises(ConfigError, match="input_prompt must have shape"):
+        ours(x, input_prompt=torch.zeros(1, 1, 48))  # the old (1, 1, F) shape
+    with pytest.raises(ConfigError, match="input_prompt must have shape"):
+        ours(x, input_prompt=torch.zeros(3, 48))
     with pytest.raises(ConfigError, match="pooling"):
-        BiGRUEncoder(8, 2, pooling="max")
+        BiGRUEncoder(chain_layout(8), 2, pooling="max")
     with pytest.raises(ConfigError, match="hidden_size must be a positive integer"):
-        BiGRUEncoder(8, 2, hidden_size=0)
+        BiGRUEncoder(chain_layout(8), 2, hidden_size=0)

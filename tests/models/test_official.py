@@ -14,6 +14,8 @@ from pcm3.models import (
     official_state_dict,
 )
 
+from .conftest import chain_layout
+
 H, L = 6, 2
 ATOL = 1e-5
 
@@ -28,7 +30,7 @@ def test_moco_checkpoint_loads_encoder_q(official_moco, flatten_official, joints
     torch.manual_seed(0)
     moco = official_moco(3 * v * m, H, L).eval()
     state = with_prefix(moco.state_dict(), prefix)
-    encoder = BiGRUEncoder(v, m, hidden_size=H, num_layers=L).eval()
+    encoder = BiGRUEncoder(chain_layout(v), m, hidden_size=H, num_layers=L).eval()
     report = load_official_encoder({"state_dict": state, "epoch": 3}, encoder)
 
     assert report["loaded"]["layers.1.gru_b.weight_hh_l0"] == (
@@ -59,7 +61,7 @@ def test_downstream_bigru_without_scope_prefix(official_bigru, flatten_official)
     official.fc = torch.nn.Linear(2 * H, 5)  # downstream: a plain classifier
     state = official.state_dict()
     del state["input_norm.num_batches_tracked"]  # optional: defaults to the encoder's value
-    encoder = BiGRUEncoder(8, 2, hidden_size=H, num_layers=L).eval()
+    encoder = BiGRUEncoder(chain_layout(8), 2, hidden_size=H, num_layers=L).eval()
     report = load_official_encoder(state, encoder)
     assert report["ignored"] == ["fc.bias", "fc.weight"]
     assert "input_norm.num_batches_tracked" not in report["loaded"]
@@ -74,7 +76,7 @@ def test_downstream_bigru_without_scope_prefix(official_bigru, flatten_official)
 def test_missing_key_is_named(official_moco):
     state = official_moco(48, H, L).state_dict()
     del state["encoder_q.encoder.gru.bias_hh_l1_reverse"]
-    encoder = BiGRUEncoder(8, 2, hidden_size=H, num_layers=L)
+    encoder = BiGRUEncoder(chain_layout(8), 2, hidden_size=H, num_layers=L)
     with pytest.raises(ConfigError, match=r"missing key 'encoder_q.encoder.gru.bias_hh_l1_reverse'"
                                           r" \(needed for 'layers.1.gru_b.bias_hh_l0', expected "
                                           r"shape \(18,\)\)"):
@@ -87,23 +89,23 @@ def test_missing_key_is_named(official_moco):
 
 def test_shape_mismatch_is_named(official_moco):
     state = official_moco(48, H, L).state_dict()
-    wrong_hidden = BiGRUEncoder(8, 2, hidden_size=H + 1, num_layers=L)
+    wrong_hidden = BiGRUEncoder(chain_layout(8), 2, hidden_size=H + 1, num_layers=L)
     with pytest.raises(ConfigError, match=r"key 'encoder_q.encoder.gru.weight_ih_l0' has shape "
                                           r"\(18, 48\), expected \(21, 48\)"):
         load_official_encoder(state, wrong_hidden)
-    wrong_joints = BiGRUEncoder(9, 2, hidden_size=H, num_layers=L)
+    wrong_joints = BiGRUEncoder(chain_layout(9), 2, hidden_size=H, num_layers=L)
     with pytest.raises(ConfigError, match=r"has shape \(48,\), expected \(54,\)"):
         load_official_encoder(state, wrong_joints)
     with pytest.raises(ConfigError, match=r"GRU 'encoder_q\.encoder\.gru\.' has 2 layers, the encoder "
                                           r"has 3"):
-        load_official_encoder(state, BiGRUEncoder(8, 2, hidden_size=H, num_layers=3))
+        load_official_encoder(state, BiGRUEncoder(chain_layout(8), 2, hidden_size=H, num_layers=3))
     with pytest.raises(ConfigError, match=r"'encoder_q.fc.2.weight' has shape \(5, 12\), expected"
                                           r" \(4, 12\)"):
         load_official_projector(state, Projector(2 * H, 2 * H, 4))
 
 
 def test_unrecognisable_state_dicts(official_moco):
-    encoder = BiGRUEncoder(8, 2, hidden_size=H, num_layers=L)
+    encoder = BiGRUEncoder(chain_layout(8), 2, hidden_size=H, num_layers=L)
     moco = official_moco(48, H, L)
     decoder_only = {f"recons_decoder.decoder.{k}": t
                     for k, t in moco.recons_decoder.decoder.state_dict().items()}

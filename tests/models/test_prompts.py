@@ -90,9 +90,12 @@ def test_xavier_bounds():
     bound = math.sqrt(3 / 150)  # = sqrt(6 / 300) = 0.141
     for name in ("base", "mask", "recons", "mix"):
         p = prompts[name]
-        assert p.shape == (1, 1, 150) and p.requires_grad
+        assert p.shape == (1, 150) and p.requires_grad
         assert p.abs().max() <= bound and p.abs().max() > 0.8 * bound
     assert len(list(prompts.parameters())) == 4
+    shaped = InputPrompts((3, 50))  # any backbone's input_prompt_shape; the same bound for F = 150
+    assert shaped["base"].shape == (1, 3, 50) and shaped.shape == (3, 50)
+    assert shaped["base"].abs().max() <= bound and shaped["base"].abs().max() > 0.8 * bound
 
 
 def test_input_prompts_names():

@@ -55,9 +55,11 @@ def test_channel_and_person_mismatch_is_refused(tiny_store_path):
     store = open_store(tiny_store_path)  # 3 channels, 2 persons
     cfg = load_config(PretrainConfig, None, TINY_MODEL)
     check_compatible(random_encoder(cfg, HANDS8, 3, 2), store)
-    with pytest.raises(Pcm3Error, match=r"expects C=2 channels and M=2 persons; the store .* has C=3, M=2"):
+    both = (r"the encoder random-init expects layout 'hands8' \(8 joints\), C={}, M={}; the store .* has "
+            r"layout 'hands8' \(8 joints\), C=3, M=2")
+    with pytest.raises(Pcm3Error, match=both.format(2, 2)):
         check_compatible(random_encoder(cfg, HANDS8, 2, 2), store)
-    with pytest.raises(Pcm3Error, match=r"expects C=3 channels and M=1 persons; the store .* has C=3, M=2"):
+    with pytest.raises(Pcm3Error, match=both.format(3, 1)):
         check_compatible(random_encoder(cfg, HANDS8, 3, 1), store)
     with pytest.raises(Pcm3Error, match=r"raw encoder expects 16 values per frame; .* 3 channels x 8 joints"):
         check_compatible(raw_encoder(HANDS8, 1, 2, 16), store)

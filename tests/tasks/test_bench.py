@@ -152,7 +152,7 @@ def test_provenance_and_pictures(bench_run):
     assert prov["untrimmed"]["fingerprint"] == open_untrimmed(bench_run["store"]).fingerprint
     assert prov["tasks"]["_score"] == {"offset": 0.0, "train_split": None, "test_split": None}
     assert set(prov["encoders"]) == set(ENCODERS) and prov["code_version"] and prov["cached"] == []
-    assert prov["pretrain"]["config"]["model"]["hidden_size"] == 16
+    assert prov["pretrain"]["config"]["model"]["bigru"]["hidden_size"] == 16
     record = json.loads((out / "tasks" / "pcm3" / "_score.json").read_text())
     assert record["metrics"] == {"top1": 50.0, "top1_std": 0.25} and record["encoder"] == "pcm3"
     assert record["data_fingerprint"] == store_meta["fingerprint"]
@@ -230,9 +230,16 @@ def test_another_pretraining_config_in_the_same_folder_is_refused(bench_run, tmp
     out = tmp_path / "out"
     shutil.copytree(bench_run["out"] / "pretrain", out / "pretrain")
     cfg = bench_config(bench_run["store"])
-    cfg.pretrain.overrides["model.hidden_size"] = 8
-    with pytest.raises(Pcm3Error, match=r"another config \(differs in: model.hidden_size\)"):
+    cfg.pretrain.overrides["model.bigru.hidden_size"] = 8
+    with pytest.raises(Pcm3Error, match=r"another config \(differs in: model.bigru.hidden_size\)"):
         run_bench(cfg, out, log=lambda s: None)
+    # a run folder written before model options moved into model.bigru: compared after migration
+    written = yaml.safe_load((out / "pretrain" / "config.yaml").read_text())
+    written["model"].update(written["model"].pop("bigru"))
+    written["model"]["hidden_size"] = 8
+    (out / "pretrain" / "config.yaml").write_text(yaml.safe_dump(written))
+    with pytest.raises(Pcm3Error, match=r"another config \(differs in: model.bigru.hidden_size\)"):
+        run_bench(bench_config(bench_run["store"]), out, log=lambda s: None)
 
 
 def test_a_task_that_changes_the_encoder_is_refused(bench_run, tmp_path):
@@ -252,14 +259,15 @@ def test_a_task_that_changes_the_encoder_is_refused(bench_run, tmp_path):
 
 
 def test_pretrain_overrides_become_dotted_key_values():
-    assert _dotted({"epochs": 2, "model": {"hidden_size": 16}, "augment.crop_scale": [0.5, 1.0],
+    assert _dotted({"epochs": 2, "model": {"bigru": {"hidden_size": 16}}, "augment.crop_scale": [0.5, 1.0],
                     "optim": {"name": "adamw"}, "split": None}) == [
-        "epochs=2", "model.hidden_size=16", "augment.crop_scale=[0.5, 1.0]", 'optim.name="adamw"',
+        "epochs=2", "model.bigru.hidden_size=16", "augment.crop_scale=[0.5, 1.0]", 'optim.name="adamw"',
         "split=null"]
     cfg = from_dict(BenchConfig, {"data": "somewhere", "pretrain": {"config": None, "overrides": {
-        "epochs": 3, "model": {"hidden_size": 256}}}})
+        "epochs": 3, "model": {"bigru": {"hidden_size": 256}}}}})
     pcfg = pretrain_config(cfg)
-    assert (pcfg.data, pcfg.epochs, pcfg.model.hidden_size, pcfg.device) == ("somewhere", 3, 256, "auto")
+    assert (pcfg.data, pcfg.epochs, pcfg.device) == ("somewhere", 3, "auto")
+    assert pcfg.model.options.hidden_size == 256
     cfg.pretrain.overrides["data"] = "elsewhere"  # an explicit pre-training data set wins
     assert pretrain_config(cfg).data == "elsewhere"
 

@@ -331,7 +331,7 @@ def test_layout_and_shape_mismatch(toy_path):
     with pytest.raises(Pcm3Error, match="expects layout 'ntu25'"):
         run_detection(ctx_for(raw_encoder(NTU25, 3, 2, 16), toy_path), DetectionConfig())
     one_person = random_encoder(load_config(PretrainConfig, None, TINY_MODEL), HANDS8, 3, 1)
-    with pytest.raises(Pcm3Error, match=r"expects C=3 channels and M=1 persons; the store .* has C=3, M=2"):
+    with pytest.raises(Pcm3Error, match=r"C=3, M=1; the store .* has layout .hands8. \(8 joints\), C=3, M=2"):
         run_detection(ctx_for(one_person, toy_path), DetectionConfig())
 
 

@@ -1,14 +1,12 @@
-import json
-
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from pcm3.config import from_dict, load_config, to_dict
 from pcm3.engine.config import PretrainConfig
 from pcm3.errors import ConfigError
+from pcm3.models.encoder_files import save_encoder
 from pcm3.tasks.base import TaskContext, get_task
-from pcm3.tasks.encoders import build_encoder, load_encoder
+from pcm3.tasks.encoders import load_encoder, random_encoder
 from pcm3.tasks.ensemble import stream_keys
 
 from ..conftest import HANDS8, TINY_MODEL
@@ -17,12 +15,8 @@ from ..conftest import HANDS8, TINY_MODEL
 def save_random_encoder(path, layout, stream, seed):
     """A random-init tiny encoder written like ``pcm3 export`` writes one."""
     cfg = load_config(PretrainConfig, None, [*TINY_MODEL, f"stream={stream}"])
-    torch.manual_seed(seed)
-    encoder = build_encoder(cfg, layout, 3, 2)
-    tensors = {k: v.contiguous() for k, v in encoder.backbone.state_dict().items()}
-    save_file(tensors, str(path), metadata={"pcm3_config": json.dumps(to_dict(cfg)),
-                                            "layout": json.dumps(layout.to_dict())})
-    return path
+    encoder = random_encoder(cfg, layout, 3, 2, seed=seed)
+    return save_encoder(encoder.encoder, path, {"pcm3_config": to_dict(cfg)})
 
 
 def _run(task, encoder, store_path, **overrides):

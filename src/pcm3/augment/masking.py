@@ -1,4 +1,4 @@
-"""Body-part, segment-wise mask of the masked-prediction view (official ``Jointmask3``, notes §4.4).
+"""Body-part, segment-wise mask of the masked-prediction view (official ``Jointmask3``).
 
 The T frames are cut into segments of ``segment_frames`` frames (the last one shorter when T is
 not a multiple). In every segment ``int(P * ratio)`` of the layout's P body parts are drawn

@@ -1,4 +1,4 @@
-"""Inter-sample skeleton mixing (official ``MoCo.ske_swap``, from SkeleMixCLR; notes §2.3).
+"""Inter-sample skeleton mixing (official ``MoCo.ske_swap``, from SkeleMixCLR).
 
 Each sample i is mixed with one partner ``partner[i] = (i + r) mod N``, ``r ~ UniformInt[1, N-1]``.
 The roll ``r`` is always shared by the batch, also in per-sample mode: it keeps ``partner`` a

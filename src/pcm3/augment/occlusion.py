@@ -1,4 +1,4 @@
-"""Occlusion of test sequences for the occluded-recognition benchmark (DESIGN.md §1).
+"""Occlusion of test sequences for the occluded-recognition benchmark (``docs/benchmark.md``).
 
 Spatial: per sample a target ratio ``r ~ U[ratio]``; the layout's body parts are taken in a
 random order and occluded one after another until the occluded fraction of the V joints

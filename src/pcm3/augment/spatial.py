@@ -1,4 +1,4 @@
-"""Spatial augmentations of pre-training views (reference notes §2.1 step 2).
+"""Spatial augmentations of pre-training views (the official feeder's second step).
 
 - shear: per sample a matrix ``S`` with ones on the diagonal and off-diagonals ``U(-m, m)``;
   every coordinate vector becomes ``S @ x`` (same S for all frames, joints and persons);

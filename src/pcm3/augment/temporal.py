@@ -1,4 +1,5 @@
-"""Temporal crop-and-resize of padded skeleton batches (reference notes §2.1 step 1, §6.1).
+"""Temporal crop-and-resize of padded skeleton batches: the first step of every pre-training
+view (official feeder) and the downstream evaluation view.
 
 A crop keeps frames ``[start, start + length)`` of each sample and resizes them to ``out_len``
 frames by linear interpolation, exactly as the official
@@ -75,7 +76,7 @@ def draw_temporal_crop(
 
 
 def centre_crop(lengths: torch.Tensor, ratio: float = 0.95) -> TemporalCrop:
-    """Official deterministic test crop (§6.1): ``start = int((1 - ratio) * n / 2)``,
+    """Official deterministic test crop: ``start = int((1 - ratio) * n / 2)``,
     frames ``[start, n - start)``."""
     if not 0.0 < ratio <= 1.0:
         raise ConfigError(f"centre crop: ratio must be in (0, 1], got {ratio}")
@@ -112,7 +113,8 @@ def temporal_crop_resize(
     scale: tuple[float, float] = (0.1, 1.0),
     min_len: int = 64,
 ) -> torch.Tensor:
-    """Random per-sample crop-resize (§2.1): ``(N, C, T_max, V, M)`` -> ``(N, C, out_len, V, M)``.
+    """Random per-sample crop-resize ``(N, C, T_max, V, M)`` -> ``(N, C, out_len, V, M)`` (the
+    first step of every pre-training view).
 
     ``lengths`` ``(N,)``: valid frames of each padded sample. To keep the crops, call
     :func:`draw_temporal_crop` and :func:`crop_resize` yourself.
@@ -129,7 +131,7 @@ def centre_crop_resize(
     out_len: int = 64,
     ratio: float = 0.95,
 ) -> torch.Tensor:
-    """Deterministic downstream test view (§6.1): centre crop keeping ``ratio``, resized."""
+    """Deterministic downstream test view (official): centre crop keeping ``ratio``, resized."""
     n, _, t, _, _ = check_skeleton(x, "centre_crop_resize")
     lengths = check_lengths(lengths, n, t, x.device, "centre_crop_resize")
     return crop_resize(x, centre_crop(lengths, ratio), out_len)

@@ -38,7 +38,7 @@ def open_data(data: str) -> Any:
     from pcm3.data.store import open_store
 
     if data in ("synthetic", "builtin"):
-        from pcm3.commands.pretrain import resolve_store
+        from pcm3.engine.pretrain import resolve_store
 
         return resolve_store(data)
     return open_store(data)

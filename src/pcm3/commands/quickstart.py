@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def quickstart(args: argparse.Namespace) -> int:
     from pcm3.commands.data import store_summary
-    from pcm3.commands.pretrain import resolve_store
     from pcm3.config import load_config
+    from pcm3.engine.pretrain import resolve_store
     from pcm3.engine.run_lock import RunFolderLock
     from pcm3.tasks.bench import BenchConfig, run_bench
     from pcm3.viz.skeleton_animation import show_store_sample

@@ -1,4 +1,4 @@
-"""Vectorised pre-processing of skeleton batches (reference notes §1.3, ``pre_normalization``).
+"""Vectorised pre-processing of skeleton batches (the official ``pre_normalization``).
 
 Every function takes float32 ``(N, C, T, V, M)`` batches with ``lengths (N,)`` valid frames
 (zero padding after them) and returns new arrays; inputs are never modified. A frame (or a

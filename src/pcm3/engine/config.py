@@ -1,34 +1,76 @@
 """The pre-training configuration tree (``pcm3 pretrain --config CFG key=value ...``).
 
-Defaults are the paper's NTU settings (reference notes §5.1); configs in ``configs/`` only
-state what differs.
+Defaults are the paper's NTU settings (batch 128, SGD lr 0.02, 451 epochs, MoCo queue 16384,
+momentum 0.999, the 3-layer BiGRU of width 1024); configs in ``configs/`` only state what differs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from pcm3.config import dataclass_from_mapping
 from pcm3.errors import ConfigError
+from pcm3.models.registry import backbone_options, get_backbone, known_backbones, options_dict
 
 
 @dataclass
 class ModelConfig:
-    """Encoder and heads. Widths at paper size; every one configurable."""
+    """Encoder and heads. Widths at paper size; every one configurable.
+
+    ``backbone`` names a registered backbone (``bigru``, ...); its options sit in a block named
+    after it (``model: {backbone: bigru, bigru: {hidden_size: 256}}``, ``model.bigru.hidden_size=256``),
+    typed and validated by the backbone's own options class (``docs/backbones.md``) and held in
+    ``options``. The other fields are the heads, shared by every backbone.
+    """
 
     backbone: str = "bigru"
-    hidden_size: int = 1024
-    num_layers: int = 3
-    bidirectional: bool = False  # True = a real bidirectional GRU (not the official model)
-    pooling: Literal["last", "mean"] = "last"
+    options: Any = None  # the backbone's options dataclass; None = its defaults
     projector_hidden: int = 2048
     embed_dim: int = 128
     neck_hidden: int = 512
     decoder_hidden_size: int = 512
     decoder_layers: int = 2
-    prompt_length: int = 128
-    input_prompts: bool = True  # per-view prompts, added after the input BatchNorm
+    prompt_length: int = 128  # task prompt length; must be < feature_dim / 2 of the backbone
+    input_prompts: bool = True  # per-view prompts, added after the backbone's input normalisation
     task_prompts: bool = True  # contrastive / masked-prediction prompts at a random offset
+
+    def __post_init__(self) -> None:
+        self.options = backbone_options(self.backbone, self.options, where=f"model.{self.backbone}")
+
+    @classmethod
+    def from_config_mapping(cls, data: dict[str, Any], prefix: str) -> ModelConfig:
+        """Read ``model`` (see the class docstring); a block of another backbone, or a flat
+        backbone option, is refused naming the allowed keys."""
+        name = data.get("backbone", "bigru")
+        if not isinstance(name, str):
+            raise ConfigError(f"{prefix}.backbone: expected a backbone name, got {name!r}")
+        others = [k for k in data if k != name and k in known_backbones()]
+        if others:
+            raise ConfigError(f"{prefix}.{others[0]}: options of backbone {others[0]!r}, but "
+                              f"{prefix}.backbone is {name!r}; only a {prefix}.{name} block is allowed")
+        shared = [f.name for f in dataclasses.fields(cls) if f.name != "options"]
+        allowed = ["backbone", name, *shared[1:]]
+        unknown = [k for k in data if k not in allowed]
+        if unknown:
+            options = [f.name for f in dataclasses.fields(get_backbone(name).options)]
+            if unknown[0] in options:
+                raise ConfigError(f"{prefix}.{unknown[0]} is an option of backbone {name!r}: write "
+                                  f"{prefix}.{name}.{unknown[0]}")
+            raise ConfigError(f"unknown config key {prefix}.{unknown[0]!r}; allowed keys in {prefix}: "
+                              f"{', '.join(allowed)} (options of backbone {name!r}, in {prefix}.{name}: "
+                              f"{', '.join(options)})")
+        options = backbone_options(name, data.get(name), where=f"{prefix}.{name}")
+        rest = {k: v for k, v in data.items() if k != name}
+        return dataclass_from_mapping(cls, {**rest, "options": options}, prefix)
+
+    def to_config_mapping(self) -> dict[str, Any]:
+        """The YAML form: the options under the backbone's name, right after ``backbone``."""
+        out: dict[str, Any] = {"backbone": self.backbone, self.backbone: options_dict(self.options)}
+        out.update({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                    if f.name not in ("backbone", "options")})
+        return out
 
 
 @dataclass
@@ -129,8 +171,6 @@ class PretrainConfig:
 
     def validate(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size,
-                    "model.hidden_size": self.model.hidden_size,
-                    "model.num_layers": self.model.num_layers,
                     "moco.queue_size": self.moco.queue_size,
                     "augment.view_frames": self.augment.view_frames}
         for key, value in positive.items():
@@ -150,5 +190,5 @@ class PretrainConfig:
                               f"{self.clip.min_frames}, {self.clip.max_frames}, {self.augment.view_frames}")
         if self.stage == "post_distill" and self.init is None:
             raise ConfigError("stage=post_distill needs init=CHECKPOINT (the pre-trained model to refine)")
-        if self.model.task_prompts and self.model.prompt_length >= self.model.hidden_size:
-            raise ConfigError("model.prompt_length must be smaller than model.hidden_size")
+        if self.model.task_prompts and self.model.prompt_length < 1:
+            raise ConfigError(f"model.prompt_length must be at least 1, got {self.model.prompt_length}")

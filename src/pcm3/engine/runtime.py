@@ -131,7 +131,7 @@ def model_step_check(method: torch.nn.Module, store: Any, precision: str) -> Cal
     clips of ``store`` (the copy leaves ``method``'s BatchNorm statistics and queue untouched)."""
     import numpy as np
 
-    from pcm3.engine.batches import ClipBatches
+    from pcm3.data.batches import ClipBatches
     from pcm3.engine.precision import autocast
 
     def step(device: torch.device) -> None:

@@ -23,14 +23,15 @@ import yaml
 
 from pcm3 import __version__
 from pcm3.config import to_dict
+from pcm3.data.batches import ClipBatches
 from pcm3.data.store import SkeletonStore
-from pcm3.engine.batches import ClipBatches
 from pcm3.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from pcm3.engine.config import PretrainConfig
 from pcm3.engine.optim import build_optimizer, lr_at, set_lr
 from pcm3.engine.precision import autocast, grad_scaler, precision_on
 from pcm3.engine.prefetch import prefetched
 from pcm3.errors import Pcm3Error
+from pcm3.methods.checkpoints import checkpoint_spec, migrate_legacy_state
 
 
 class TrainingDiverged(Pcm3Error):
@@ -115,6 +116,7 @@ class Trainer:
             "pcm3_version": __version__,
             "data_fingerprint": self.store.fingerprint,
             "layout": self.store.layout.to_dict(),
+            "encoder_spec": self.method.encoder_spec.to_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -133,10 +135,8 @@ class Trainer:
         if state.get("method") != self.cfg.method:
             raise Pcm3Error(f"{path}: checkpoint of method {state.get('method')!r}, "
                             f"config asks for {self.cfg.method!r}")
-        if state.get("layout") not in (None, self.store.layout.to_dict()):
-            raise Pcm3Error(f"{path}: checkpoint was trained on layout {state['layout']['name']!r}, "
-                            f"the store has layout {self.store.layout.name!r}")
-        self.load_state_dict(state)
+        self._check_encoder(state, path)
+        self.load_state_dict(migrate_legacy_state(state, self.method, self.optimizer))
         self._log_text(f"resumed from {path} at step {self.step}")
         return True
 
@@ -145,11 +145,10 @@ class Trainer:
         start fresh): PCM3++ post-distillation from a pre-trained PCM3 / PCM3++ checkpoint.
         Only weights this method lacks in the checkpoint (e.g. a new queue) may be missing."""
         state = load_checkpoint(path, map_location=self.device)
-        if state.get("layout") not in (None, self.store.layout.to_dict()):
-            raise Pcm3Error(f"{path}: checkpoint was trained on layout {state['layout']['name']!r}, "
-                            f"the store has layout {self.store.layout.name!r}")
+        self._check_encoder(state, path)
         try:
-            missing, unexpected = self.method.load_state_dict(state["model"], strict=False)
+            missing, unexpected = self.method.load_state_dict(
+                migrate_legacy_state(state, self.method)["model"], strict=False)
         except RuntimeError as exc:  # shape mismatches
             raise Pcm3Error(f"{path}: weights do not fit this model: {exc}") from None
         missing = [k for k in missing if not k.startswith("clip_queue.")]
@@ -157,6 +156,16 @@ class Trainer:
             raise Pcm3Error(f"{path}: weights do not fit this model (missing {missing[:3]}, "
                             f"unexpected {unexpected[:3]})")
         self._log_text(f"initialised from {path} (step {state.get('step')})")
+
+    def _check_encoder(self, state: dict[str, Any], path: Path) -> None:
+        """Refuse a checkpoint whose encoder takes other inputs (layout, C, M) than the store's, or
+        is another architecture than the config's, before any weight is loaded."""
+        spec, ours = checkpoint_spec(state, str(path)), self.method.encoder_spec
+        spec.check_input(ours.layout, ours.in_channels, ours.num_persons, f"checkpoint {path}",
+                         f"the store {self.store.path}")
+        if (spec.backbone, spec.options) != (ours.backbone, ours.options):
+            raise Pcm3Error(f"{path}: checkpoint encoder is {spec.backbone} {spec.options}; the config "
+                            f"builds {ours.backbone} {ours.options}")
 
     def save(self) -> None:
         if self.is_main:
@@ -263,7 +272,7 @@ class Trainer:
     def _online_knn(self) -> float | None:
         if self.eval_stores is None or not self.is_main:
             return None
-        from pcm3.tasks.features import extract_features, knn_top1
+        from pcm3.engine.features import extract_features, knn_top1
 
         gallery, query = self.eval_stores
         encoder = self.method.feature_encoder()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pcm3.engine.config import PretrainConfig
 from pcm3.errors import ConfigError
 from pcm3.layouts import Layout
-from pcm3.methods.base import MomentumContrastMethod, PromptedEncoder
+from pcm3.methods.base import MomentumContrastMethod, encoder_spec
 from pcm3.methods.pcm3 import PCM3
 from pcm3.methods.pcm3pp import PCM3PlusPlus
+from pcm3.models.encoder import PromptedEncoder
 
 METHODS: dict[str, type[MomentumContrastMethod]] = {
     "pcm3": PCM3,
@@ -24,4 +25,4 @@ def build_method(
     return METHODS[cfg.method](cfg, layout, in_channels, num_persons)
 
 
-__all__ = ["METHODS", "MomentumContrastMethod", "PromptedEncoder", "build_method"]
+__all__ = ["METHODS", "MomentumContrastMethod", "PromptedEncoder", "build_method", "encoder_spec"]

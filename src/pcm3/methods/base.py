@@ -1,7 +1,11 @@
 """One base class for pre-training methods: the encoder, its EMA twin and a MoCo queue.
 
 A method turns a batch of raw clips into named losses (``forward``) and hands the engine a
-``feature_encoder()`` for downstream use. Views are built on the device, in batch.
+``feature_encoder()`` for downstream use. Views are built on the device, in batch. The query
+encoder is any registered backbone, built from ``encoder_spec`` (written into checkpoints).
+
+State-dict names that loaders rely on: ``ENCODER_PREFIX`` (the query backbone) and
+``EVAL_PROMPT_KEY`` (the clean-view input prompt, when the method has input prompts).
 """
 
 from __future__ import annotations
@@ -15,34 +19,18 @@ from pcm3.engine.config import PretrainConfig
 from pcm3.layouts import Layout
 from pcm3.methods.ema import freeze, momentum_schedule, momentum_update
 from pcm3.methods.queue import MoCoQueue
+from pcm3.models.encoder import EncoderSpec, PromptedEncoder, build_encoder
 from pcm3.models.heads import Projector
-from pcm3.models.registry import create_backbone
+from pcm3.models.registry import options_dict
+
+ENCODER_PREFIX = "encoder."  # state-dict prefix of the query backbone
+EVAL_PROMPT_KEY = "input_prompts.prompts.base"  # the input prompt of downstream inputs (if any)
 
 
-class PromptedEncoder(nn.Module):
-    """A backbone plus the input prompt it was pre-trained with on clean views (or none).
-
-    Same API as the backbone (``forward_features``, ``forward_dense``, ``feature_dim``); this
-    is what downstream tasks and ``pcm3 export`` use.
-    """
-
-    def __init__(self, backbone: nn.Module, input_prompt: Tensor | None = None) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.feature_dim = backbone.feature_dim
-        if input_prompt is not None:
-            self.register_buffer("input_prompt", input_prompt.detach().clone())
-        else:
-            self.input_prompt = None
-
-    def forward_features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        return self.backbone.forward_features(x, lengths, input_prompt=self.input_prompt)
-
-    def forward_dense(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        return self.backbone.forward_dense(x, lengths, input_prompt=self.input_prompt)
-
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        return self.forward_features(x, lengths)
+def encoder_spec(cfg: PretrainConfig, layout: Layout, in_channels: int, num_persons: int) -> EncoderSpec:
+    """The spec of the encoder ``cfg`` pre-trains on inputs ``(N, in_channels, T, V, num_persons)``."""
+    return EncoderSpec(cfg.model.backbone, options_dict(cfg.model.options), in_channels, num_persons, layout,
+                       stream=cfg.stream, view_frames=cfg.augment.view_frames)
 
 
 class MomentumContrastMethod(nn.Module):
@@ -54,11 +42,8 @@ class MomentumContrastMethod(nn.Module):
         self.layout = layout
         self.in_channels, self.num_persons = in_channels, num_persons
         m = cfg.model
-        self.encoder = create_backbone(
-            m.backbone, num_joints=layout.num_joints, num_persons=num_persons, in_channels=in_channels,
-            hidden_size=m.hidden_size, num_layers=m.num_layers, bidirectional=m.bidirectional,
-            pooling=m.pooling,
-        )
+        self.encoder_spec = encoder_spec(cfg, layout, in_channels, num_persons)
+        self.encoder = build_encoder(self.encoder_spec).backbone
         self.feature_dim = self.encoder.feature_dim
         self.projector = Projector(self.feature_dim, m.projector_hidden, m.embed_dim)
         self.key_encoder = freeze(copy.deepcopy(self.encoder))
@@ -88,5 +73,5 @@ class MomentumContrastMethod(nn.Module):
         return None
 
     def feature_encoder(self) -> PromptedEncoder:
-        """The query encoder for downstream tasks (shares weights with the method)."""
-        return PromptedEncoder(self.encoder, self.eval_input_prompt())
+        """The query encoder for downstream tasks, with its spec (shares weights with the method)."""
+        return PromptedEncoder(self.encoder, self.eval_input_prompt(), self.encoder_spec)

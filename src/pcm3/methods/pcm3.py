@@ -1,4 +1,4 @@
-"""PCM3: prompted contrast with masked motion modelling (reference notes §2–§4).
+"""PCM3: prompted contrast with masked motion modelling, on any registered backbone.
 
 Per batch of raw clips ``(N, C, T, V, M)``: three random crop-resized views (query: crop +
 shear or joint corruption; key: the same kind; masked-prediction source: crop + shear), the
@@ -6,16 +6,20 @@ body-part segment mask on view 3, the mixed view of view 1, then
 
     q       = g(E(view1 + base) ⊕ cl)               positive: k
     pc      = g(E(mixed + mix) ⊕ cl)                positive: mixed key kc
-    F       = E_dense(masked + mask)                 masked view, per-frame features
-    R       = DEC(neck(F ⊕ mp))                      reconstruction (40 × masked MSE)
-    mask_q  = g(F[last] ⊕ cl)                        positive: k
-    x̂       = R_cl ⊙ (1 − m) + view3 ⊙ m              R_cl = DEC(neck(stopgrad(F ⊕ mp)))
+    F       = E_dense(masked + mask)                 masked view, per-step features
+    R       = DEC(up(neck(F ⊕ mp)))                  reconstruction (40 × masked MSE)
+    mask_q  = g(pool(F) ⊕ cl)                        positive: k
+    x̂       = R_cl ⊙ (1 − m) + view3 ⊙ m              R_cl = DEC(up(neck(stopgrad(F ⊕ mp))))
     recon_q = g(E(x̂ + recons) ⊕ cl)                  positive: k
     k       = g_k(E_k(view2 + base) ⊕ cl), EMA encoder, no gradient
 
 InfoNCE over the queue for the four pairs, relational KL for each (joint stream), masked
-MSE. Deviations from the official code (prompt placement, per-sample randomness, views
-sharing one encoder call) are listed in ``docs/fidelity.md``.
+MSE. ``pool(F)`` is the masked view's sequence feature (the BiGRU's official ``"last"`` pooling
+gives the last step); ``up`` repeats each step of a strided backbone (``time_stride > 1``) over
+the frames it covers, so the decoder reconstructs every frame. Input prompts have the
+backbone's ``input_prompt_shape``; task prompts act on the two halves of its features.
+Deviations from the official code (prompt placement, per-sample randomness, views sharing one
+encoder call) are listed in ``docs/fidelity.md``.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from pcm3.augment.mixing import mix_batch, mixed_key
 from pcm3.augment.spatial import shear, spatial_augment
 from pcm3.augment.temporal import temporal_crop_resize
 from pcm3.engine.config import PretrainConfig
+from pcm3.errors import ConfigError
 from pcm3.layouts import Layout
 from pcm3.losses import info_nce_from_similarities, masked_mse, relational_kl
 from pcm3.methods.base import MomentumContrastMethod
 from pcm3.modalities import to_stream
-from pcm3.models.heads import GRUDecoder, MaskedPredictionNeck
+from pcm3.models.encoder import features_and_dense
+from pcm3.models.heads import GRUDecoder, MaskedPredictionNeck, upsample_steps
 from pcm3.models.prompts import InputPrompts, TaskPrompt
 
 INPUT_PROMPTS = ("base", "mask", "recons", "mix")
@@ -54,10 +60,13 @@ class PCM3(MomentumContrastMethod):
         self.decoder = GRUDecoder(layout.num_joints, num_persons, in_channels, in_features=m.neck_hidden,
                                   hidden_size=m.decoder_hidden_size, num_layers=m.decoder_layers)
         half = self.feature_dim // 2
+        if self.use_task_prompts and not 0 < m.prompt_length < half:
+            raise ConfigError(f"model.prompt_length = {m.prompt_length} must be in 1..{half - 1}: below "
+                              f"half the feature width of backbone {m.backbone!r} (feature_dim "
+                              f"{self.feature_dim})")
         self.cl_prompt = TaskPrompt(half, m.prompt_length) if self.use_task_prompts else None
         self.mp_prompt = TaskPrompt(half, m.prompt_length) if self.use_task_prompts else None
-        num_features = layout.num_joints * in_channels * num_persons
-        self.input_prompts = (InputPrompts(num_features, INPUT_PROMPTS)
+        self.input_prompts = (InputPrompts(self.encoder.input_prompt_shape, INPUT_PROMPTS)
                               if self.use_input_prompts else None)
 
     @property
@@ -71,10 +80,11 @@ class PCM3(MomentumContrastMethod):
         return self.input_prompts["base"] if self.input_prompts is not None else None
 
     def _prompt_rows(self, names: list[str], n: int) -> Tensor | None:
-        """``(len(names) * n, 1, F)``: each view's input prompt repeated for its n samples."""
+        """``(len(names) * n, *input_prompt_shape)``: each view's input prompt for its n samples."""
         if self.input_prompts is None:
             return None
-        return torch.cat([self.input_prompts[name].expand(n, -1, -1) for name in names])
+        shape = self.input_prompts.shape
+        return torch.cat([self.input_prompts[name].expand(n, *shape) for name in names])
 
     def _embed(self, features: Tensor, generator: torch.Generator, key: bool = False) -> Tensor:
         """``(B, D)`` features -> L2-normalised ``(B, embed_dim)`` (task prompt, projector)."""
@@ -159,29 +169,36 @@ class PCM3(MomentumContrastMethod):
         if need_mask_branch:
             names.append("mask")
             inputs.append(masked_input)
-        dense = self.encoder.forward_dense(torch.cat(inputs), input_prompt=self._prompt_rows(names, n))
-        pooled = self.encoder.pool(dense).split(n)
-        embeddings = self._embed(torch.cat(pooled), generator).split(n)
+        prompts = self._prompt_rows(names, n)
+        if need_mask_branch:  # sequence features of every view, per-step features of the masked one
+            pooled, masked_dense = features_and_dense(self.encoder, torch.cat(inputs), prompts, dense_from=-n)
+        else:
+            pooled = self.encoder.forward_features(torch.cat(inputs), input_prompt=prompts)
+        embeddings = self._embed(pooled, generator).split(n)
         pairs = {"contrast": (embeddings[0], k)}
         if need_mix:
             pairs["mix"] = (embeddings[1], mixed_key(k, v["partner"], v["lam"]))
 
         losses: dict[str, Tensor] = {}
         if need_mask_branch:
-            masked_dense = dense[-n:]
             pairs["masked"] = (embeddings[-1], k)
             if self.mp_prompt is not None:
                 masked_dense = self.mp_prompt(masked_dense, self.mp_prompt.random_offsets(
                     n, generator, masked_dense.device))
-            neck = self.neck(masked_dense)
+            stride, frames = self.encoder.time_stride, masked_input.shape[2]
+
+            def neck(dense: Tensor) -> Tensor:  # (n, T', D) -> (n, T, neck): one row per frame
+                return upsample_steps(self.neck(dense), stride, frames)
+
             # semantic guidance: contrast gradients train neck + decoder, not the encoder (a second
             # pass on stop-gradient features)
             guided = w.reconstructed > 0 and self.semantic_guidance
             if guided and w.reconstruction > 0:  # both decoder passes in one call (per-sample GRU)
-                recon, recon_cl = self.decoder(torch.cat((neck, self.neck(masked_dense.detach())))).split(n)
+                both = torch.cat((neck(masked_dense), neck(masked_dense.detach())))
+                recon, recon_cl = self.decoder(both).split(n)
             else:
-                recon = self.decoder(neck)
-                recon_cl = self.decoder(self.neck(masked_dense.detach())) if guided else recon.detach()
+                recon = self.decoder(neck(masked_dense))
+                recon_cl = self.decoder(neck(masked_dense.detach())) if guided else recon.detach()
             if w.reconstruction > 0:
                 losses["reconstruction"] = masked_mse(recon, v["source"], v["mask"])
             if w.reconstructed > 0:

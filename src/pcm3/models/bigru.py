@@ -18,15 +18,42 @@ that pass padded batches in train mode.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pcm3.errors import ConfigError
+from pcm3.layouts import Layout
 from pcm3.models.flatten import flatten_frames
 from pcm3.models.registry import register_backbone
 
 POOLINGS = ("last", "mean")
+
+
+@dataclass
+class BiGRUOptions:
+    """Options of the ``bigru`` backbone (defaults: the official PCM3 encoder)."""
+
+    hidden_size: int = 1024  # units per GRU direction; feature_dim = 2 * hidden_size
+    num_layers: int = 3
+    bidirectional: bool = False  # True = a real bidirectional GRU (not the official model)
+    pooling: str = "last"  # sequence feature: output at the last valid frame, or "mean"
+
+    def validate(self) -> None:
+        for key in ("hidden_size", "num_layers"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"bigru: {key} must be a positive integer, got {value!r}")
+        if not isinstance(self.bidirectional, bool):
+            raise ConfigError(f"bigru: bidirectional must be true or false, got {self.bidirectional!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"bigru: pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
+
+    @classmethod
+    def tiny(cls) -> BiGRUOptions:
+        return cls(hidden_size=6, num_layers=2)
 
 
 class CausalGRUPair(nn.Module):
@@ -67,12 +94,15 @@ def _check_lengths(lengths: Tensor, n: int, t: int) -> None:
         raise ConfigError(f"lengths[{i}] = {int(lengths[i])} is outside 1..{t} (T = {t})")
 
 
-@register_backbone("bigru")
+@register_backbone("bigru", options=BiGRUOptions)
 class BiGRUEncoder(nn.Module):
     """Input BatchNorm + ``num_layers`` GRU layers over ``(N, C, T, V, M)`` skeletons.
 
+    Backbone contract (``docs/backbones.md``): ``time_stride = 1``; ``causal`` unless
+    ``bidirectional``; ``input_prompt_shape = (V*C*M,)``, added after the input BatchNorm.
+
     Args:
-        num_joints, num_persons, in_channels: V, M, C of the input.
+        layout, num_persons, in_channels: the joint layout (V joints), M and C of the input.
         hidden_size: units per GRU direction (official 1024); ``feature_dim = 2*hidden_size``.
         num_layers: GRU layers (official 3).
         bidirectional: False = the official causal pair per layer; True = a true
@@ -83,7 +113,7 @@ class BiGRUEncoder(nn.Module):
 
     def __init__(
         self,
-        num_joints: int,
+        layout: Layout,
         num_persons: int,
         in_channels: int = 3,
         hidden_size: int = 1024,
@@ -92,18 +122,19 @@ class BiGRUEncoder(nn.Module):
         pooling: str = "last",
     ) -> None:
         super().__init__()
-        for key, value in (("num_joints", num_joints), ("num_persons", num_persons),
-                           ("in_channels", in_channels), ("hidden_size", hidden_size),
-                           ("num_layers", num_layers)):
+        BiGRUOptions(hidden_size, num_layers, bidirectional, pooling).validate()
+        for key, value in (("num_persons", num_persons), ("in_channels", in_channels)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"bigru: {key} must be a positive integer, got {value!r}")
-        if pooling not in POOLINGS:
-            raise ConfigError(f"bigru: pooling must be one of {POOLINGS}, got {pooling!r}")
+        num_joints = layout.num_joints
         self.num_joints, self.num_persons, self.in_channels = num_joints, num_persons, in_channels
         self.num_features = num_joints * in_channels * num_persons
         self.hidden_size, self.num_layers = hidden_size, num_layers
-        self.bidirectional, self.pooling = bool(bidirectional), pooling
+        self.bidirectional, self.pooling = bidirectional, pooling
         self.feature_dim = 2 * hidden_size
+        self.time_stride = 1
+        self.causal = not bidirectional
+        self.input_prompt_shape = (self.num_features,)
 
         self.input_norm = nn.BatchNorm1d(self.num_features)
         if self.bidirectional:
@@ -135,15 +166,16 @@ class BiGRUEncoder(nn.Module):
             raise ConfigError("bigru: input has no frames (T = 0)")
         u = self.input_norm(flatten_frames(x).transpose(1, 2)).transpose(1, 2)
         if input_prompt is not None:
-            rows = input_prompt.numel() // self.num_features
-            if input_prompt.numel() % self.num_features or rows not in (1, x.shape[0]):
+            f = self.num_features
+            rows = input_prompt.shape[0] if input_prompt.dim() == 2 else 0
+            if rows not in (1, x.shape[0]) or input_prompt.shape[-1] != f:
                 raise ConfigError(
-                    f"bigru: input_prompt must have shape (1, 1, {self.num_features}) or "
-                    f"(N={x.shape[0]}, 1, {self.num_features}), got shape {tuple(input_prompt.shape)}"
+                    f"bigru: input_prompt must have shape (1, {f}) or (N={x.shape[0]}, {f}), "
+                    f"got shape {tuple(input_prompt.shape)}"
                 )
             # after BN (official: before, where a train-mode BN cancels it); one prompt per sample
             # lets views with different prompts share one encoder call
-            u = u + input_prompt.reshape(rows, 1, self.num_features)
+            u = u + input_prompt.unsqueeze(1)
         return u
 
     def forward_dense(
@@ -172,7 +204,10 @@ class BiGRUEncoder(nn.Module):
         return pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=t)[0]
 
     def pool(self, dense: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """``(N, T, D) -> (N, D)``: the frame ``lengths - 1`` or the mean over valid frames."""
+        """``(N, T, D) -> (N, D)``: the frame ``lengths - 1`` or the mean over valid frames.
+
+        ``forward_features(x) == pool(forward_dense(x))``, so a method that needs both encodes a
+        view once (:func:`pcm3.models.encoder.features_and_dense`)."""
         if lengths is not None:
             lengths = lengths.to(dense.device)
         if self.pooling == "last":

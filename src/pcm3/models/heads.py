@@ -7,6 +7,7 @@ Every width is configurable; defaults are the official ones for a 2048-d encoder
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from pcm3.models.flatten import unflatten_frames
@@ -77,3 +78,12 @@ class GRUDecoder(nn.Module):
     def forward(self, features: Tensor) -> Tensor:
         y = self.output(self.gru(features)[0])
         return unflatten_frames(y, self.in_channels, self.num_joints, self.num_persons)
+
+
+def upsample_steps(steps: Tensor, time_stride: int, frames: int) -> Tensor:
+    """``(N, ceil(frames / time_stride), H) -> (N, frames, H)``: each step repeated for the
+    ``time_stride`` frames it covers (step j covers frames ``j*s .. j*s + s - 1``), so a decoder
+    reconstructs every frame from a strided backbone's steps. Identity for ``time_stride = 1``."""
+    if time_stride == 1 and steps.shape[1] == frames:
+        return steps
+    return torch.repeat_interleave(steps, time_stride, dim=1)[:, :frames]

@@ -6,8 +6,9 @@ halves are added to the two ``dim_half``-wide halves of a feature at the same of
 ``s`` per batch with ``random.randint(0, 1024-128-1)``; here offsets are per sample (a batch-wide
 offset is the special case of equal values) and drawn from an explicit ``torch.Generator``.
 
-Input prompts: one ``(1, 1, F)`` parameter per view (``base``, ``mask``, ``recons``, ``mix``),
-given to the encoder as ``input_prompt`` (added after its input BatchNorm; see ``bigru.py``).
+Input prompts: one ``(1, *input_prompt_shape)`` parameter per view (``base``, ``mask``,
+``recons``, ``mix``), given to the backbone as ``input_prompt`` (added after its input
+normalisation; for the BiGRU the shape is ``(1, V*C*M)``).
 """
 
 from __future__ import annotations
@@ -118,25 +119,28 @@ class TaskPrompt(nn.Module):
 
 
 class InputPrompts(nn.Module):
-    """Per-view input prompts: ``prompts[name]`` is a ``(1, 1, num_features)`` parameter.
+    """Per-view input prompts: ``prompts[name]`` is a ``(1, *shape)`` parameter (``shape``: the
+    backbone's ``input_prompt_shape``).
 
-    Init ``xavier_uniform_`` on the ``(1, 1, F)`` tensor, as official; PyTorch counts
-    fan_in = fan_out = F for that shape, so the bound is ``sqrt(6 / (2F)) = sqrt(3 / F)``
-    (0.141 for F = 150).
+    Init uniform in ``±sqrt(3 / F)``, F = the number of prompt values: the official
+    ``xavier_uniform_`` on a ``(1, 1, F)`` tensor (PyTorch counts fan_in = fan_out = F for that
+    shape), whatever the shape (0.141 for F = 150).
     """
 
     def __init__(
-        self, num_features: int, names: Sequence[str] = ("base", "mask", "recons", "mix")
+        self, shape: int | Sequence[int], names: Sequence[str] = ("base", "mask", "recons", "mix")
     ) -> None:
         super().__init__()
         if not names or len(set(names)) != len(names):
             raise ConfigError(f"input prompt names must be non-empty and unique, got {names!r}")
         self.names = tuple(names)
+        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
         self.prompts = nn.ParameterDict(
-            {name: nn.Parameter(torch.empty(1, 1, num_features)) for name in self.names}
+            {name: nn.Parameter(torch.empty(1, *self.shape)) for name in self.names}
         )
-        for param in self.prompts.values():
-            nn.init.xavier_uniform_(param)
+        with torch.no_grad():
+            for param in self.prompts.values():
+                nn.init.xavier_uniform_(param.view(1, 1, -1))
 
     def __getitem__(self, name: str) -> Tensor:
         if name not in self.prompts:

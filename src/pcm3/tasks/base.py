@@ -78,8 +78,11 @@ class RawCoordinates(nn.Module):
     """The "raw" reference representation: the evaluation view's coordinates, flattened.
 
     ``forward_features``: ``(N, C, T, V, M) -> (N, C*T*V*M)``; ``forward_dense``: per frame
-    ``(N, T, C*V*M)``. No parameters: what a linear model on coordinates can do alone.
+    ``(N, T, C*V*M)`` (causal, time stride 1). No parameters: what a linear model on coordinates
+    can do alone.
     """
+
+    causal, time_stride = True, 1
 
     def __init__(self, in_channels: int, frames: int, num_joints: int, num_persons: int) -> None:
         super().__init__()
@@ -112,21 +115,19 @@ def store_input_shape(store: Any) -> tuple[int, int]:
 
 
 def check_compatible(encoder: LoadedEncoder, store: Any) -> None:
-    """Refuse a store whose layout or input shape (channels, persons) the encoder was not built for."""
+    """Refuse a store whose layout or input shape (channels, persons) the encoder was not built
+    for, naming both sides (the encoder's spec says what it takes)."""
+    channels, persons = store_input_shape(store)
+    if encoder.spec is not None:
+        encoder.spec.check_input(store.layout, channels, persons, f"the encoder {encoder.source}",
+                                 f"the store {store.path}")
+        return
     if encoder.layout.to_dict() != store.layout.to_dict():
-        raise Pcm3Error(f"the encoder expects layout {encoder.layout.name!r} "
+        raise Pcm3Error(f"the encoder {encoder.source} expects layout {encoder.layout.name!r} "
                         f"({encoder.layout.num_joints} joints); the store {store.path} has "
                         f"{store.layout.name!r} ({store.layout.num_joints} joints)")
-    channels, persons = store_input_shape(store)
-    module = encoder.encoder
-    if isinstance(module, RawCoordinates):
-        if module.frame_dim != channels * store.layout.num_joints * persons:
-            raise Pcm3Error(f"the raw encoder expects {module.frame_dim} values per frame; the store "
-                            f"{store.path} has {channels} channels x {store.layout.num_joints} joints x "
-                            f"{persons} persons")
-        return
-    backbone = getattr(module, "backbone", module)
-    expected = (getattr(backbone, "in_channels", None), getattr(backbone, "num_persons", None))
-    if None not in expected and expected != (channels, persons):
-        raise Pcm3Error(f"the encoder expects C={expected[0]} channels and M={expected[1]} persons; "
-                        f"the store {store.path} has C={channels}, M={persons}")
+    module, joints = encoder.encoder, store.layout.num_joints
+    if isinstance(module, RawCoordinates) and module.frame_dim != channels * joints * persons:
+        raise Pcm3Error(f"the raw encoder expects {module.frame_dim} values per frame; the store "
+                        f"{store.path} has {channels} channels x {store.layout.num_joints} joints x "
+                        f"{persons} persons")

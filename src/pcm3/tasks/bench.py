@@ -28,9 +28,17 @@ import yaml
 
 from pcm3.config import from_dict, load_config, to_dict
 from pcm3.errors import ConfigError, Pcm3Error
-from pcm3.tasks.base import TASK_MODULES, TaskContext, get_task, raw_encoder, store_input_shape
+from pcm3.models.legacy import migrate_config
+from pcm3.tasks.base import (
+    TASK_MODULES,
+    TaskContext,
+    check_compatible,
+    get_task,
+    raw_encoder,
+    store_input_shape,
+)
 from pcm3.tasks.bench_table import task_rows, write_tables
-from pcm3.tasks.encoders import LoadedEncoder, load_encoder, random_encoder
+from pcm3.tasks.encoders import LoadedEncoder, load_encoder, random_encoder_from_spec
 from pcm3.tasks.results import code_version, result_record, write_result
 
 UNTRIMMED_TASKS = frozenset({"detection"})  # tasks that read the untrimmed store
@@ -40,7 +48,7 @@ Log = Callable[[str], None]
 @dataclass
 class PretrainSource:
     """The pre-training run of the bench: a ``PretrainConfig`` YAML plus overrides (nested
-    mappings or dotted keys: ``{model: {hidden_size: 16}}`` or ``{model.hidden_size: 16}``).
+    mappings or dotted keys: ``{model: {bigru: {hidden_size: 16}}}`` or ``{model.bigru.hidden_size: 16}``).
     Its ``data`` (and ``device``, unless ``auto``) default to the bench's."""
 
     config: str | None = "configs/pcm3_quick.yaml"
@@ -116,7 +124,7 @@ def _check_same_run(pcfg: Any, run_dir: Path) -> None:
     written = run_dir / "config.yaml"
     if not written.exists():
         return
-    old = yaml.safe_load(written.read_text()) or {}
+    old = migrate_config(yaml.safe_load(written.read_text()) or {})
     new = yaml.safe_load(yaml.safe_dump(to_dict(pcfg)))
     differ = [k for k in _changed_keys(old, new) if k != "device"]
     if differ:
@@ -143,7 +151,7 @@ def pretrained_encoder(cfg: BenchConfig, out_dir: Path, log: Log) -> tuple[Loade
         if "fewshot" in cfg.tasks:
             log("[bench] note: few-shot numbers assume this encoder never saw the novel classes")
         return load_encoder(cfg.encoder), {"encoder": cfg.encoder}
-    from pcm3.commands.pretrain import resolve_store, run_pretraining
+    from pcm3.engine.pretrain import resolve_store, run_pretraining
 
     pcfg = pretrain_config(cfg)
     if "fewshot" in cfg.tasks and not pcfg.exclude_classes:
@@ -169,13 +177,13 @@ def pretrained_encoder(cfg: BenchConfig, out_dir: Path, log: Log) -> tuple[Loade
 
 def reference_encoders(cfg: BenchConfig, pretrained: LoadedEncoder, in_channels: int,
                        num_persons: int) -> dict[str, LoadedEncoder]:
-    from pcm3.engine.config import PretrainConfig
-
+    """The reference rows: ``random-init`` (the pre-trained encoder's spec, seeded) and ``raw``."""
     out: dict[str, LoadedEncoder] = {}
     for name in cfg.references:
         if name == "random-init":
-            arch = from_dict(PretrainConfig, pretrained.config)
-            out[name] = random_encoder(arch, pretrained.layout, in_channels, num_persons, seed=cfg.seed)
+            if pretrained.spec is None:
+                raise Pcm3Error(f"{pretrained.source}: no encoder spec, so no random-init reference")
+            out[name] = random_encoder_from_spec(pretrained.spec, seed=cfg.seed, config=pretrained.config)
         else:
             out[name] = raw_encoder(pretrained.layout, in_channels, num_persons,
                                     frames=pretrained.view_frames, stream=pretrained.stream)
@@ -230,8 +238,8 @@ class _Stores:
 
     @classmethod
     def open(cls, cfg: BenchConfig, needs_untrimmed: bool) -> _Stores:
-        from pcm3.commands.pretrain import resolve_store
         from pcm3.data.store import UNTRIMMED_DIR, open_untrimmed
+        from pcm3.engine.pretrain import resolve_store
 
         trimmed = resolve_store(cfg.data)
         if not needs_untrimmed:
@@ -290,6 +298,9 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[d
     configs = task_configs(cfg)
     stores = _Stores.open(cfg, needs_untrimmed=bool(UNTRIMMED_TASKS & set(configs)))
     pretrained, pretrain_info = pretrained_encoder(cfg, out_dir, log)
+    for task_store in (stores.trimmed, stores.untrimmed):
+        if task_store is not None:  # before any task runs: an encoder for another layout / input
+            check_compatible(pretrained, task_store)
     name = str(pretrained.config.get("method") or "pretrained")
     c, m = store_input_shape(stores.trimmed)
     encoders = {name: pretrained, **reference_encoders(cfg, pretrained, c, m)}

@@ -1,5 +1,6 @@
 """Temporal action detection on untrimmed sequences: frozen per-frame features + a linear
-per-frame classifier with a background class (reference notes §6.6, Simple-Skeleton-Detection).
+per-frame classifier with a background class (the protocol of Simple-Skeleton-Detection, which
+PCM3 and CMD report).
 
 Protocol, and where it differs from the official linear protocol on purpose:
 
@@ -7,12 +8,12 @@ Protocol, and where it differs from the official linear protocol on purpose:
   its input BatchNorm statistics adapt to the detection data; here nothing about the encoder
   changes, as in every other frozen-encoder task);
 - per-frame features (:mod:`pcm3.tasks.detection_features`): ``features="window"`` (default: the
-  official 64-frame / stride-4 window per frame, last-step output, batched over many windows)
-  or ``"sequence"`` (one causal pass over each whole sequence, optionally strided, in bounded-
-  context chunks or with look-ahead: 3-9x faster than batched windows; its mAP was higher on the
-  built-in data but lower on PKU-MMD, see ``benchmarks/README.md``), the same view for training
-  and test frames
-  (the official training windows use a random stride 3-5 and centre; ours are the
+  official 64-frame / stride-4 window per frame, last-step output of a causal encoder or the
+  window's sequence feature of any other, batched over many windows) or ``"sequence"`` (one
+  causal pass over each whole sequence, optionally strided, in bounded-context chunks (required
+  for a non-causal encoder) or with look-ahead: 3-9x faster than batched windows; its mAP was
+  higher on the built-in data but lower on PKU-MMD, see ``benchmarks/README.md``), the same view
+  for training and test frames (the official training windows use a random stride 3-5 and centre; ours are the
   deterministic inference windows, so features are computed once and cached);
 - classifier ``Linear(D, K + 1)`` (output 0 = background, action ``k`` -> ``k + 1``), init
   N(0, 0.01²), bias 0, trained on the training split's frames (every frame, or a seeded uniform
@@ -43,7 +44,7 @@ from torch import Tensor, nn
 from pcm3.data.store import UntrimmedStore, open_untrimmed
 from pcm3.errors import ConfigError, Pcm3Error
 from pcm3.tasks.base import TaskContext, check_compatible, register_task
-from pcm3.tasks.detection_features import FrameFeatureOptions, iter_frame_features
+from pcm3.tasks.detection_features import FrameFeatureOptions, check_sequence_mode, iter_frame_features
 from pcm3.tasks.detection_metrics import (
     Segment,
     detection_map,
@@ -57,7 +58,7 @@ from pcm3.tasks.features import split_pair
 
 @dataclass
 class DetectionConfig:
-    """Detection protocol settings (defaults: reference notes §6.6; see the module docstring)."""
+    """Detection protocol settings (defaults: Simple-Skeleton-Detection's; see the module docstring)."""
 
     features: Literal["sequence", "window"] = "window"  # sequence loses mAP on PKU-MMD: benchmarks/README.md
     window_frames: int = 64  # window mode: raw frames per window, centred on the frame
@@ -291,6 +292,7 @@ def run_detection(ctx: TaskContext, cfg: DetectionConfig) -> DetectionOutput:
     Writes ``detection_predictions.json`` (one row per predicted segment) into ``ctx.out_dir``
     when it is set.
     """
+    check_sequence_mode(ctx.encoder.encoder, cfg.feature_options())  # before any work
     train, test = split_pair(open_untrimmed(ctx.store_path), cfg.train_split, cfg.test_split)
     out = detect(ctx.encoder, train, test, cfg, ctx.seed, ctx.device)
     if ctx.out_dir is not None:

@@ -1,7 +1,12 @@
 """Per-frame features of untrimmed sequences from a frozen encoder, in two modes.
 
 - ``sequence``: every frame's feature comes from ONE causal pass (``forward_dense``) over the
-  whole sequence; the stream modality is computed on the whole sequence. Sequences of similar
+  whole sequence; the stream modality is computed on the whole sequence. A frame is read at the
+  dense step covering it (step ``t // time_stride`` of a strided backbone). A backbone that is
+  not causal (its steps see the future) needs ``sequence_context > 0``: it is then run over the
+  overlapping chunks described below, each frame read from the chunk where it has ``c`` frames
+  of past (and at most the rest of its chunk as future); with ``sequence_context = 0`` it is
+  refused, since one pass would let every frame see the whole recording. Sequences of similar
   length are batched (padded; outputs past a sequence's length are dropped) with at most
   ``max_batch_frames`` padded frames per call, so memory stays bounded. With
   ``sequence_stride = s > 1`` a sequence is split into its ``s`` interleaved sub-sequences
@@ -15,11 +20,12 @@
   each sub-sequence is encoded in overlapping chunks of ``2c`` frames every ``c`` frames (all
   chunks batched), and every frame is read from the chunk where it has at least ``c`` frames of
   past (as a window of ``c`` frames would give it), for about twice the cost of one pass.
-- ``window``: the official Simple-Skeleton-Detection inference (reference notes §6.6): for
-  frame ``t`` a window of ``window_frames`` raw frames centred at ``t``, clamped to the
-  sequence, every ``window_stride``-th frame kept (64 / 4 -> 16 frames); the stream of the
-  window, and frame ``t``'s feature = the encoder's output at the window's last step. Many
-  windows (from several sequences) go through the encoder in one call.
+- ``window``: the official Simple-Skeleton-Detection inference: for frame ``t`` a window of
+  ``window_frames`` raw frames centred at ``t``, clamped to the sequence, every
+  ``window_stride``-th frame kept (64 / 4 -> 16 frames); the stream of the window, and frame
+  ``t``'s feature = a causal encoder's output at the window's last step (official), or the
+  window's sequence feature (``forward_features``) for any other backbone. Many windows (from
+  several sequences) go through the encoder in one call.
 
 The ``raw`` reference encoder (:class:`~pcm3.tasks.base.RawCoordinates`) gives the frame's
 coordinates in ``sequence`` mode and the flattened window coordinates in ``window`` mode.
@@ -75,10 +81,19 @@ def official_window_indices(frames: np.ndarray, length: int, window_frames: int 
 
 
 def _encode_windows(encoder: nn.Module, windows: Tensor) -> Tensor:
-    """``(N, C, w, V, M) -> (N, D)``: last-step output; flattened window for raw coordinates."""
-    if isinstance(encoder, RawCoordinates):
+    """``(N, C, w, V, M) -> (N, D)``: a causal encoder's last-step output; the sequence feature
+    of a non-causal one; the flattened window for raw coordinates."""
+    if isinstance(encoder, RawCoordinates) or not encoder.causal:
         return encoder.forward_features(windows)
     return encoder.forward_dense(windows)[:, -1]
+
+
+def check_sequence_mode(encoder: nn.Module, opts: FrameFeatureOptions) -> None:
+    """Refuse sequence mode without chunks for an encoder that is not causal (see the module docstring)."""
+    if opts.mode == "sequence" and not encoder.causal and opts.sequence_context <= 0:
+        raise ConfigError("detection features=sequence needs a causal encoder for one pass over each "
+                          "recording; this encoder's steps see the future: set sequence_context=N (chunks "
+                          "of 2N frames, each frame with N frames of past) or features=window")
 
 
 def _window_pieces(encoder: nn.Module, store: UntrimmedStore, stream: str, opts: FrameFeatureOptions,
@@ -127,7 +142,7 @@ def chunk_of_step(step: np.ndarray, context: int) -> np.ndarray:
 
 def _sequence_pieces(encoder: nn.Module, store: UntrimmedStore, stream: str, opts: FrameFeatureOptions,
                      device: torch.device, frames: Sequence[np.ndarray]) -> Iterator[FramePiece]:
-    s = opts.sequence_stride
+    s, stride = opts.sequence_stride, encoder.time_stride
     context = -(-opts.sequence_context // s)  # in steps of the sub-sequence
     lengths = store.lengths
     # pieces: (sequence, offset o of the sub-sequence o, o + s, ..., its steps, chunk, first step)
@@ -176,12 +191,13 @@ def _sequence_pieces(encoder: nn.Module, store: UntrimmedStore, stream: str, opt
         for row, view in enumerate(views):
             x[row, :, : view.shape[1]] = view
         lens = torch.as_tensor(piece_len[batch], device=device)
-        dense = encoder.forward_dense(x, lens).float()  # (B, t_max, D)
+        dense = encoder.forward_dense(x, lens).float()  # (B, ceil(t_max / time_stride), D)
         for row, p in enumerate(batch):
             i, o, steps, k, first = pieces[p]
             wanted, step, chunk = read_plan(i, o, steps)
             lo, hi = np.searchsorted(chunk, [k, k + 1])  # chunk is non-decreasing in the frame
-            yield i, wanted[lo:hi], dense[row, torch.from_numpy(step[lo:hi] - first).to(device)]
+            at = (step[lo:hi] - first) // stride  # the encoder step covering that sub-sequence step
+            yield i, wanted[lo:hi], dense[row, torch.from_numpy(at).to(device)]
 
 
 @torch.no_grad()
@@ -201,6 +217,7 @@ def iter_frame_features(encoder: nn.Module, store: UntrimmedStore, stream: str, 
     frames = [np.asarray(f, dtype=np.int64) for f in frames]
     if any(np.any(np.diff(f) <= 0) for f in frames):
         raise ConfigError("frame features: the wanted frames of each sequence must be strictly increasing")
+    check_sequence_mode(encoder, opts)
     make = _sequence_pieces if opts.mode == "sequence" else _window_pieces
     yield from make(encoder, store, stream, opts, device, frames)
 

@@ -1,6 +1,6 @@
 """Temporal action detection: segment proposals from per-frame probabilities, and VOC-style mAP.
 
-Follows Simple-Skeleton-Detection ``processor/evaluate_metrics.py`` (reference notes §6.6):
+Follows Simple-Skeleton-Detection ``processor/evaluate_metrics.py``:
 mean-filter smoothing, ``get_segments`` proposals, per-class VOC AP averaged over the classes
 present in the ground truth. Intervals are ``[start, end)`` (end exclusive) everywhere; labels are
 action classes ``0..K-1`` (no background class). Deliberate differences from the official code

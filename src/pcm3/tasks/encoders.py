@@ -1,9 +1,11 @@
-"""Encoders for downstream tasks: from a pcm3 checkpoint, an exported safetensors file, an
-official PCM3 checkpoint, or a random initialisation of the same architecture.
+"""Encoders for downstream tasks: from a pcm3 checkpoint, an exported safetensors file, or a
+random initialisation of the same architecture; and the export itself.
 
 Every loader returns a :class:`LoadedEncoder`: the encoder (``forward_features`` /
 ``forward_dense``, in eval mode) plus what a task needs to feed it correctly (layout, stream,
-view length) and to record where it came from.
+view length) and to record where it came from. Encoders are built from the spec their file
+carries (:class:`~pcm3.models.encoder.EncoderSpec`); files written before the spec existed are
+read through :mod:`pcm3.models.legacy`.
 """
 
 from __future__ import annotations
@@ -15,17 +17,21 @@ from typing import Any
 
 import torch
 
-from pcm3.config import from_dict, to_dict
+from pcm3.config import to_dict
 from pcm3.engine.config import PretrainConfig
 from pcm3.errors import Pcm3Error
-from pcm3.layouts import Layout, layout_from_dict
-from pcm3.methods.base import PromptedEncoder
-from pcm3.models.registry import create_backbone
+from pcm3.layouts import Layout
+from pcm3.methods.base import encoder_spec
+from pcm3.methods.checkpoints import checkpoint_config, feature_encoder_from_checkpoint
+from pcm3.models.encoder import EncoderSpec, PromptedEncoder, build_encoder
+from pcm3.models.encoder_files import read_encoder, save_encoder
+from pcm3.models.legacy import migrate_config
 
 
 @dataclass
 class LoadedEncoder:
-    """An encoder and its provenance. ``source`` names it in result tables."""
+    """An encoder and its provenance. ``source`` names it in result tables; ``spec`` is None only
+    for the parameter-free ``raw`` reference."""
 
     encoder: PromptedEncoder
     layout: Layout
@@ -33,84 +39,52 @@ class LoadedEncoder:
     view_frames: int
     source: str
     config: dict[str, Any] = field(default_factory=dict)
+    spec: EncoderSpec | None = None
 
     @property
     def feature_dim(self) -> int:
         return self.encoder.feature_dim
 
 
-def build_encoder(cfg: PretrainConfig, layout: Layout, in_channels: int, num_persons: int) -> PromptedEncoder:
-    """A freshly initialised encoder of the architecture ``cfg.model`` describes."""
-    m = cfg.model
-    backbone = create_backbone(
-        m.backbone, num_joints=layout.num_joints, num_persons=num_persons, in_channels=in_channels,
-        hidden_size=m.hidden_size, num_layers=m.num_layers, bidirectional=m.bidirectional,
-        pooling=m.pooling,
-    )
-    return PromptedEncoder(backbone)
+def loaded(encoder: PromptedEncoder, source: str, config: dict[str, Any]) -> LoadedEncoder:
+    """A :class:`LoadedEncoder` of an encoder that carries its spec."""
+    spec = encoder.spec
+    if spec is None:
+        raise Pcm3Error(f"{source}: the encoder carries no spec")
+    return LoadedEncoder(encoder, spec.layout, spec.stream, spec.view_frames, source, config, spec)
 
 
-def _from_pcm3_checkpoint(path: Path) -> LoadedEncoder:
+def _from_pcm3_checkpoint(path: Path) -> tuple[LoadedEncoder, dict[str, Any]]:
+    """The encoder of a checkpoint, and the checkpoint's provenance (data fingerprint, step)."""
     from pcm3.engine.checkpoint import load_checkpoint
 
     state = load_checkpoint(path)
-    cfg = from_dict(PretrainConfig, state["config"])
-    if "layout" not in state:
-        raise Pcm3Error(f"{path}: checkpoint has no layout (written by an older pcm3?)")
-    layout = layout_from_dict(state["layout"], source=str(path))
-    model = state["model"]
-    weights = {k[len("encoder."):]: v for k, v in model.items() if k.startswith("encoder.")}
-    prompt = model.get("input_prompts.prompts.base")
-    return _assemble(cfg, layout, weights, prompt, f"{path}", str(path))
+    encoder = feature_encoder_from_checkpoint(state, str(path))
+    provenance = {"data_fingerprint": str(state.get("data_fingerprint")), "step": str(state.get("step"))}
+    return loaded(encoder, str(path), checkpoint_config(state)), provenance
 
 
 def _from_safetensors(path: Path) -> LoadedEncoder:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    if "pcm3_config" not in meta or meta.get("layout") in (None, "null"):
-        raise Pcm3Error(f"{path}: not a pcm3 encoder export (no config / layout metadata)")
-    cfg = from_dict(PretrainConfig, json.loads(meta["pcm3_config"]))
-    layout = layout_from_dict(json.loads(meta["layout"]), source=str(path))
-    prompt = tensors.pop("input_prompt", None)
-    return _assemble(cfg, layout, tensors, prompt, str(path), str(path))
+    encoder, meta = read_encoder(path)
+    config = migrate_config(json.loads(meta["pcm3_config"])) if "pcm3_config" in meta else {}
+    return loaded(encoder, str(path), config)
 
 
-def _assemble(cfg: PretrainConfig, layout: Layout, weights: dict[str, torch.Tensor],
-              prompt: torch.Tensor | None, source: str, where: str) -> LoadedEncoder:
-    norm = weights.get("input_norm.weight")
-    if norm is None:
-        raise Pcm3Error(f"{where}: no encoder input BatchNorm weights found")
-    features = norm.shape[0]
-    num_persons, in_channels = _persons_channels(features, layout.num_joints, where)
-    encoder = build_encoder(cfg, layout, in_channels, num_persons)
-    missing, unexpected = encoder.backbone.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise Pcm3Error(f"{where}: encoder weights do not match the architecture "
-                        f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    use_prompt = prompt is not None and cfg.stream == "joint" and cfg.model.input_prompts
-    encoder = PromptedEncoder(encoder.backbone, prompt if use_prompt else None).eval()
-    return LoadedEncoder(encoder, layout, cfg.stream, cfg.augment.view_frames, source, to_dict(cfg))
-
-
-def _persons_channels(features: int, joints: int, where: str) -> tuple[int, int]:
-    for channels in (3, 2):
-        if features % (joints * channels) == 0 and features // (joints * channels) in (1, 2, 3, 4):
-            return features // (joints * channels), channels
-    raise Pcm3Error(f"{where}: {features} input features do not fit a {joints}-joint layout")
+def random_encoder_from_spec(spec: EncoderSpec, seed: int = 0, config: dict[str, Any] | None = None
+                             ) -> LoadedEncoder:
+    """The reference row: the architecture of ``spec``, randomly initialised (fixed seed), no
+    prompt. The global RNG state is restored afterwards, so building it does not change later draws."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = build_encoder(spec).eval()
+    return loaded(encoder, "random-init", config or {})
 
 
 def random_encoder(cfg: PretrainConfig, layout: Layout, in_channels: int, num_persons: int,
                    seed: int = 0) -> LoadedEncoder:
-    """The reference row: the same architecture, randomly initialised (fixed seed), no prompt.
-
-    The global RNG state is restored afterwards, so building it does not change later draws."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        encoder = build_encoder(cfg, layout, in_channels, num_persons).eval()
-    return LoadedEncoder(encoder, layout, cfg.stream, cfg.augment.view_frames, "random-init", to_dict(cfg))
+    """:func:`random_encoder_from_spec` of the encoder ``cfg`` pre-trains on inputs
+    ``(N, in_channels, T, V, num_persons)``."""
+    return random_encoder_from_spec(encoder_spec(cfg, layout, in_channels, num_persons), seed, to_dict(cfg))
 
 
 def load_encoder(path: str | Path) -> LoadedEncoder:
@@ -120,4 +94,16 @@ def load_encoder(path: str | Path) -> LoadedEncoder:
         raise Pcm3Error(f"{path}: encoder file not found")
     if path.suffix == ".safetensors":
         return _from_safetensors(path)
-    return _from_pcm3_checkpoint(path)
+    return _from_pcm3_checkpoint(path)[0]
+
+
+def export_encoder(source: str | Path, out: str | Path) -> Path:
+    """Write the encoder of a checkpoint (or of another export) to ``out`` as safetensors: the
+    backbone's weights, its input prompt and spec, with the pre-training config, data
+    fingerprint and step as provenance."""
+    source = Path(source)
+    if source.suffix == ".safetensors" or not source.exists():
+        enc, provenance = load_encoder(source), {}
+    else:
+        enc, provenance = _from_pcm3_checkpoint(source)
+    return save_encoder(enc.encoder, out, {"pcm3_config": enc.config, **provenance})

@@ -1,5 +1,5 @@
 """Multi-stream ensemble: score-level fusion of the linear heads of several encoders
-(reference notes §6.9; author's practice in HiCLR ``ensemble_ntu_cs.py``).
+(the authors' practice in HiCLR ``ensemble_ntu_cs.py``).
 
 Each encoder (typically joint, motion and bone, each pre-trained separately; every
 :class:`~pcm3.tasks.encoders.LoadedEncoder` carries its ``stream``) gets its own linear head,

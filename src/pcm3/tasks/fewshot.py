@@ -1,5 +1,5 @@
 """Few-shot recognition of classes unseen in pre-training (survey §4.4 "Unsupervised Few-shot
-Learning", after Lu et al. 2022; reference notes §6.8).
+Learning", after Lu et al. 2022).
 
 The novel classes (config ``novel_classes``, or every 4th class: indices 3, 7, 11, ...) are
 excluded from pre-training (:func:`novel_class_indices` is shared by both sides). Features of

@@ -1,5 +1,4 @@
-"""Fine-tuning: the whole encoder plus a linear head trained on labelled clips (reference
-notes §6.2-6.3).
+"""Fine-tuning: the whole encoder plus a linear head trained on labelled clips.
 
 Protocol (CMD's semi-supervised script, the only public fine-tuning code of the PCM3 line):
 a copy of the encoder (the caller's is never touched) in train mode + ``Linear(D, K)``
@@ -21,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from pcm3.augment.temporal import temporal_crop_resize
+from pcm3.data.batches import ClipBatches
 from pcm3.data.store import SkeletonStore
-from pcm3.engine.batches import ClipBatches
 from pcm3.engine.precision import autocast, grad_scaler, precision_on
 from pcm3.errors import ConfigError, Pcm3Error
 from pcm3.modalities import to_stream
@@ -35,7 +34,7 @@ from pcm3.tasks.subsets import subset_store
 
 @dataclass
 class FinetuneConfig:
-    """Defaults: CMD's semi-supervised fine-tuning (notes §6.3)."""
+    """Defaults: CMD's semi-supervised fine-tuning script."""
 
     train_split: str | None = None
     test_split: str | None = None

@@ -1,4 +1,4 @@
-"""Retrieval / k-NN evaluation (reference notes §6.5, CMD ``action_retrieval_cmd.py``).
+"""Retrieval / k-NN evaluation (CMD ``action_retrieval_cmd.py``).
 
 Frozen encoder, centre-crop evaluation view for gallery and queries; features L2-normalised;
 cosine distance; the labelled training split is the gallery, the test split the queries.

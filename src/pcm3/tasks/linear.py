@@ -1,5 +1,5 @@
 """Linear evaluation: a frozen encoder (eval mode, BatchNorm statistics untouched) and a
-linear head trained on its features (reference notes §6.1; head optimisation in
+linear head trained on its features (CMD's linear evaluation; head optimisation in
 :mod:`pcm3.tasks.probe`).
 
 Two protocols, named by ``augment`` in the config (recorded with every result):

@@ -1,4 +1,4 @@
-"""Occluded-skeleton recognition (DESIGN.md §1; no official code, reference notes §6.7).
+"""Occluded-skeleton recognition (no official code; the protocol is in ``docs/benchmark.md``).
 
 A linear head (:mod:`pcm3.tasks.probe`) is trained on clean training features and scored on
 three versions of the test split:

@@ -1,6 +1,6 @@
 """A linear classifier on fixed features: the one linear protocol every task shares.
 
-Defaults are CMD's linear evaluation (reference notes §6.1): SGD lr 0.1, momentum 0.9, weight
+Defaults are CMD's linear evaluation: SGD lr 0.1, momentum 0.9, weight
 decay 0, batch 64, 80 epochs, lr ×0.1 at epochs 50 and 70, weights N(0, 0.01²), bias 0; the
 head of the final epoch is used (no model selection on the test set).
 

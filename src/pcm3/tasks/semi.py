@@ -1,5 +1,5 @@
 """Semi-supervised recognition: fine-tune on small labelled subsets of the training split
-(reference notes §6.3; DESIGN.md §1).
+(CMD's semi-supervised protocol; ``docs/benchmark.md``).
 
 For each ratio and each of ``seeds`` runs (seed ``ctx.seed + i``), a class-stratified random
 subset of the labelled training clips is drawn (:func:`stratified_subset`: proportional to the

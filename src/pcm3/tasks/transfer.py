@@ -1,5 +1,5 @@
-"""Transfer: an encoder pre-trained on store A, evaluated on store B (reference notes §6.4;
-survey §4.5).
+"""Transfer: an encoder pre-trained on store A, evaluated on store B (survey §4.5; CMD's
+transfer script).
 
 ``target`` is store B's path (``ctx.store_path`` is not read). ``protocol: finetune`` (CMD's
 transfer script: the semi-supervised script with ratio 1.0, i.e. full fine-tuning on B's

@@ -8,7 +8,7 @@ fields whose first three are x, y, z in metres. CRLF and LF files read the same.
 Bodies are tracked by body ID across frames into ``(B, T, 25, 3)`` (zeros where a body is
 absent), and the ``options.max_bodies`` of highest motion energy are kept, giving
 ``Sample.x (3, T, 25, max_bodies)`` float32 and ``label = action - 1``. Splits follow the
-official protocol (reference notes §1.2): ``xsub`` always, ``xview`` for NTU-60, ``xset`` for
+official protocol: ``xsub`` always, ``xview`` for NTU-60, ``xset`` for
 NTU-120 (a source with a setup above 17 is NTU-120). Options read: ``missing_list``,
 ``max_bodies``, ``skip_bad``.
 """
