@@ -15,7 +15,7 @@ Dropout (0.5 in their pre-training configs) acts in blocks 2-10.
 Same function as their code, different memory layout: activations are kept as ``(V, N*M, T, C)``,
 so the graph convolution is one batched GEMM over channels and one GEMM over joints with no
 permuted copies, and the temporal convolutions run channels-last (the ``(V, C, N*M, T)`` view of
-the same memory with a ``(1, kt)`` kernel), oneDNN's faster path on CPUs.
+the same memory with a ``(1, kt)`` kernel), oneDNN's channels-last path.
 ``benchmarks/reference_stgcn.py`` holds their
 formulation; a test checks both agree on the same weights.
 
@@ -123,8 +123,8 @@ class GraphConv(nn.Module):
 def dropout_mask(x: Tensor, p: float) -> Tensor:
     """Inverted-dropout multipliers for ``x``: 0 with probability ``p``, else ``1 / (1 - p)``.
 
-    The same distribution as ``nn.Dropout``; drawn with ``torch.rand`` (about 3x cheaper than
-    ``bernoulli_`` on CPUs).
+    The same distribution as ``nn.Dropout``; drawn with ``torch.rand`` (cheaper than ``bernoulli_``
+    on CPUs).
     """
     keep = torch.rand(x.shape, device=x.device) >= p
     return keep.to(x.dtype).mul_(1.0 / (1.0 - p))
