@@ -45,4 +45,4 @@ def test_speed_up_is_against_the_reference_of_the_same_precision():
     lines = speed.markdown(results, gemm=100.0).splitlines()[2:]
     cells = [[c.strip() for c in line.split("|")[1:-1]] for line in lines]
     assert [c[6] for c in cells] == ["–", "1.50x vs reference", "–", "3.00x vs reference_bf16", "–"]
-    assert cells[1][5] == "4.0" and cells[1][7] == "500 (100)" and cells[1][8] == "2.0" and cells[1][9] == "2 %"
+    assert (cells[1][5], cells[1][7], cells[1][8], cells[1][9]) == ("4.0", "500 (100)", "2.0", "2 %")
