@@ -13,11 +13,10 @@ The feature is the average over valid time steps and joints, then over persons: 
 Dropout (0.5 in their pre-training configs) acts in blocks 2-10.
 
 Same function as their code, different memory layout: activations are kept as ``(V, N*M, T, C)``,
-so the graph convolution is one batched GEMM over channels and one GEMM over joints with no
-permuted copies, and the temporal convolutions run channels-last (the ``(V, C, N*M, T)`` view of
-the same memory with a ``(1, kt)`` kernel), oneDNN's channels-last path.
-``benchmarks/reference_stgcn.py`` holds their
-formulation; a test checks both agree on the same weights.
+so the graph convolution is two GEMM stages (:class:`GraphConv`) without the permuted copy of a
+``3*C_out``-channel tensor that their einsum makes, and the temporal convolutions run channels-last
+(the ``(V, C, N*M, T)`` view of the same memory with a ``(1, kt)`` kernel).
+``benchmarks/reference_stgcn.py`` holds their formulation; a test checks both agree on the same weights.
 
 Padding: frames at or after ``lengths`` are zeroed at the input of every temporal convolution (at
 that block's resolution, ``ceil(L / stride so far)``) and left out of the pooling, so in eval mode
