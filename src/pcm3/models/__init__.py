@@ -12,6 +12,8 @@ from pcm3.models.bigru import BiGRUEncoder, BiGRUOptions, CausalGRUPair
 from pcm3.models.encoder import Backbone, EncoderSpec, PromptedEncoder, build_encoder
 from pcm3.models.flatten import flatten_frames, unflatten_frames
 from pcm3.models.heads import GRUDecoder, MaskedPredictionNeck, Projector, upsample_steps
+from pcm3.models.stgcn import STGCN, STGCNOptions
+from pcm3.models.transformer import SkeletonTransformer, TransformerOptions
 from pcm3.models.official import (
     load_official_encoder,
     load_official_projector,
@@ -21,6 +23,7 @@ from pcm3.models.prompts import InputPrompts, TaskPrompt, add_at_offset, random_
 
 __all__ = [
     "BACKBONES",
+    "STGCN",
     "Backbone",
     "BiGRUEncoder",
     "BiGRUOptions",
@@ -31,7 +34,10 @@ __all__ = [
     "MaskedPredictionNeck",
     "Projector",
     "PromptedEncoder",
+    "STGCNOptions",
+    "SkeletonTransformer",
     "TaskPrompt",
+    "TransformerOptions",
     "add_at_offset",
     "backbone_options",
     "build_encoder",

@@ -26,6 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pcm3.errors import ConfigError
 from pcm3.layouts import Layout
+from pcm3.models.backbone_checks import check_lengths
 from pcm3.models.flatten import flatten_frames
 from pcm3.models.registry import register_backbone
 
@@ -79,19 +80,6 @@ class CausalGRUPair(nn.Module):
 
     def forward(self, u: Tensor) -> Tensor:
         return self.forward_time_major(u.transpose(0, 1)).transpose(0, 1)
-
-
-def _check_lengths(lengths: Tensor, n: int, t: int) -> None:
-    """``lengths`` must be an integer ``(N,)`` tensor with values in ``1..T``."""
-    if lengths.shape != (n,) or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
-        raise ConfigError(
-            f"lengths must be an integer tensor of shape ({n},), "
-            f"got {lengths.dtype} of shape {tuple(lengths.shape)}"
-        )
-    bad = (lengths < 1) | (lengths > t)
-    if bad.any():  # one host sync, only when lengths are given
-        i = int(bad.nonzero()[0, 0])
-        raise ConfigError(f"lengths[{i}] = {int(lengths[i])} is outside 1..{t} (T = {t})")
 
 
 @register_backbone("bigru", options=BiGRUOptions)
@@ -191,7 +179,7 @@ class BiGRUEncoder(nn.Module):
         """
         n, t = x.shape[0], x.shape[2]
         if lengths is not None:
-            _check_lengths(lengths, n, t)
+            check_lengths("bigru", lengths, n, t, x.device)
         u = self._normalised_input(x, input_prompt)
         if not self.bidirectional:
             u = u.transpose(0, 1)
