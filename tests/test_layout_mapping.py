@@ -138,3 +138,14 @@ def test_a_custom_table():
     out = mapping.apply(np.array([[0.0, 4.0], [8.0, 4.0]]))
     np.testing.assert_allclose(out, [[0.0, 4.0], [6.0, 4.0], [6.0, 4.0]])  # far <- mid (one bone away)
     assert mapping.kinds == ("direct", "synthesised", "absent")
+
+
+def test_the_tables_in_the_docs_are_current():
+    from pathlib import Path
+
+    from pcm3.layout_mapping import markdown_table
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "layouts.md").read_text()
+    for sources, target in ((["mediapipe33", "coco17"], "ntu25"), (["mediapipe33", "coco17"], "kinect_v1_20"),
+                            (["ntu25", "kinect_v1_20"], "coco17")):
+        assert markdown_table(sources, target) in text, target

@@ -157,3 +157,25 @@ def map_joints(x: np.ndarray, source: Layout | str, target: Layout | str, joint_
                channel_axis: int = -1, absent: str = "nearest") -> np.ndarray:
     """``x`` mapped from layout ``source`` to ``target`` (see :meth:`LayoutMapping.apply`)."""
     return layout_mapping(source, target, absent).apply(x, joint_axis, channel_axis)
+
+
+def _sources_text(row: dict[str, Any]) -> str:
+    if row["kind"] == "absent":
+        return f"absent: copies `{row['filled_from']}`" if row["filled_from"] else "absent: zero"
+    sources = row["sources"]
+    if len(sources) == 1:
+        return f"`{next(iter(sources))}`"
+    if len(set(sources.values())) == 1:
+        return "mean of " + ", ".join(f"`{name}`" for name in sources)
+    return " + ".join(f"{weight:g} `{name}`" for name, weight in sources.items())
+
+
+def markdown_table(sources: list[str], target: str) -> str:
+    """The Markdown table of the mappings from each of ``sources`` onto ``target`` (one row per
+    target joint), as printed in ``docs/layouts.md``."""
+    described = [layout_mapping(source, target).describe() for source in sources]
+    lines = [f"| {target} joint | " + " | ".join(f"from {s}" for s in sources) + " |",
+             "|---|" + "---|" * len(sources)]
+    for rows in zip(*described, strict=True):
+        lines.append(f"| `{rows[0]['joint']}` | " + " | ".join(_sources_text(r) for r in rows) + " |")
+    return "\n".join(lines)

@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     from pcm3.data.formats import FORMATS
     from pcm3.data.preprocess import STEPS
+    from pcm3.layout_mapping import ABSENT_FILLS
 
     p = dsub.add_parser("convert", help="convert a dataset into the canonical store")
     p.add_argument("src", type=Path, help="source file or folder")
@@ -36,7 +37,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"(default: all; untrimmed sequences get centre,align only)")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip bad samples and write a report of each instead of stopping")
+    p.add_argument("--map-layout", metavar="LAYOUT",
+                   help="put the skeletons into this layout before pre-processing (docs/layouts.md)")
+    p.add_argument("--absent-joints", choices=ABSENT_FILLS, default="nearest",
+                   help="--map-layout: joints the source lacks copy the nearest mapped joint, "
+                        "or stay zero")
     p.set_defaults(func=convert)
+
+    p = dsub.add_parser("map-layout", help="write a copy of a store in another joint layout")
+    p.add_argument("src", type=Path, help="store folder")
+    p.add_argument("--layout", required=True, help="target layout (e.g. ntu25, kinect_v1_20)")
+    p.add_argument("--out", required=True, type=Path, help="store folder to write")
+    p.add_argument("--absent-joints", choices=ABSENT_FILLS, default="nearest",
+                   help="joints the source lacks copy the nearest mapped joint (default), or stay zero")
+    p.add_argument("--preprocess", default=",".join(STEPS),
+                   help="steps applied after mapping, with the target layout's joints (default: all)")
+    p.set_defaults(func=map_layout)
 
     p = dsub.add_parser("synth", help="generate the built-in procedural dataset")
     p.add_argument("--out", required=True, type=Path)
@@ -80,6 +96,10 @@ def convert(args: argparse.Namespace) -> int:
     )
     steps = _parse_steps(args.preprocess)
     converted = read(args.src, args.format, options)
+    if args.map_layout:
+        from pcm3.data.layout_transform import map_converted
+
+        converted = map_converted(converted, args.map_layout, args.absent_joints)
     layout = converted.layout
     if "repair" in steps and any(s.confidence is not None for s in converted.samples):
         steps = tuple(s for s in steps if s != "repair")  # repair moves frames, scores would not follow
@@ -102,8 +122,23 @@ def convert(args: argparse.Namespace) -> int:
     if converted.skipped:
         report = args.out / "skipped.json"
         report.write_text(json.dumps([s.to_dict() for s in converted.skipped], indent=1))
-        wrote.append(f"skipped {len(converted.skipped)} bad samples, listed in {report}")
+        wrote.append(f"skipped {len(converted.skipped)} bad samples, listed in {report}:")
+        wrote += [f"  {s.path}: {s.reason}" for s in converted.skipped[:10]]
+        wrote += [f"  ... and {len(converted.skipped) - 10} more"] if len(converted.skipped) > 10 else []
     print("\n".join(wrote))
+    return 0
+
+
+def map_layout(args: argparse.Namespace) -> int:
+    from pcm3.data.layout_transform import write_mapped_store
+
+    mapping, store = write_mapped_store(args.src, args.out, args.layout, args.absent_joints,
+                                        _parse_steps(args.preprocess))
+    kinds = list(mapping.kinds)
+    print(f"{mapping.source.name} -> {mapping.target.name}: {kinds.count('direct')} joints direct, "
+          f"{kinds.count('synthesised')} synthesised, {kinds.count('absent')} absent "
+          f"({'filled from the nearest mapped joint' if args.absent_joints == 'nearest' else 'zero'})")
+    print(f"{len(store)} {'samples' if store.kind == 'trimmed' else 'sequences'} -> {args.out}")
     return 0
 
 
