@@ -100,8 +100,10 @@ def test_cli_map_layout_and_convert_with_a_mapping(tmp_path, capsys):
     mapped = open_store(tmp_path / "m")
     assert not mapped.x[:, :, :, NTU25.joint_names.index("hand_left")].any()  # zero fill
     # without alignment, mapping the converted clips later gives the clips mapped while converting
-    np.testing.assert_allclose(np.asarray(mapped.x[:, :, :, :7]), np.asarray(direct.x[:, :, :, :7]), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(mapped.x[:, :, :, :7]), np.asarray(direct.x[:, :, :, :7]),
+                               atol=1e-5)
     meta = json.loads((tmp_path / "m" / "meta.json").read_text())
     assert meta["source"]["layout_mapping"]["absent"] == "zero"
-    assert main(["data", "map-layout", str(plain), "--layout", "mediapipe33", "--out", str(tmp_path / "x")]) == 2
+    assert main(["data", "map-layout", str(plain), "--layout", "mediapipe33", "--out",
+                 str(tmp_path / "x")]) == 2
     assert "no joint mapping from layout 'coco17' to 'mediapipe33'" in capsys.readouterr().err

@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub.required = True
 
     from pcm3.data.formats import FORMATS
+    from pcm3.data.pose.estimator import COORDS
     from pcm3.data.preprocess import STEPS
     from pcm3.layout_mapping import ABSENT_FILLS
 
@@ -42,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--absent-joints", choices=ABSENT_FILLS, default="nearest",
                    help="--map-layout: joints the source lacks copy the nearest mapped joint, "
                         "or stay zero")
+    video = p.add_argument_group("video format (docs/video.md)")
+    video.add_argument("--coords", choices=COORDS, default="world",
+                       help="world: 3D landmarks in metres (default); image: 2D, in units of the "
+                            "frame height")
+    video.add_argument("--min-visibility", type=float, default=0.5, metavar="V",
+                       help="a joint seen with visibility below V (0..1) is stored as missing (default 0.5)")
+    video.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=convert)
 
     p = dsub.add_parser("map-layout", help="write a copy of a store in another joint layout")
@@ -81,6 +89,7 @@ def _parse_steps(text: str) -> tuple[str, ...]:
 
 def convert(args: argparse.Namespace) -> int:
     from pcm3.data.formats import ReadOptions, read
+    from pcm3.data.pose.estimator import VideoPoseOptions
     from pcm3.data.preprocess import describe, make_transform
     from pcm3.data.store import UNTRIMMED_DIR, WriteOptions, write_trimmed, write_untrimmed
 
@@ -93,6 +102,7 @@ def convert(args: argparse.Namespace) -> int:
         labels=args.labels,
         max_bodies=args.max_bodies,
         skip_bad=args.skip_bad,
+        video=VideoPoseOptions(args.coords, args.min_visibility, progress=not args.no_progress),
     )
     steps = _parse_steps(args.preprocess)
     converted = read(args.src, args.format, options)
