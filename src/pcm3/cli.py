@@ -16,7 +16,7 @@ from pcm3.errors import Pcm3Error
 
 # each command module adds its sub-parsers with ``register(subparsers)`` and sets ``func``
 _COMMAND_MODULES = ("pcm3.commands.data", "pcm3.commands.pretrain", "pcm3.commands.quickstart",
-                    "pcm3.commands.evaluate", "pcm3.commands.bench")
+                    "pcm3.commands.evaluate", "pcm3.commands.bench", "pcm3.commands.embed")
 
 
 class _Parser(argparse.ArgumentParser):
