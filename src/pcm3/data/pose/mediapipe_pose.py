@@ -10,7 +10,10 @@ tracking confidence 0.5 (MediaPipe's defaults).
 from __future__ import annotations
 
 import os
+import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,21 @@ def _pose_solution() -> Any:
     return pose
 
 
+@contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: MediaPipe's C++ start-up log lines (TensorFlow Lite
+    and absl messages written on the first frame) bypass Python's logging."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class MediaPipePose:
     """One MediaPipe Pose tracker (make one per video); ``close()`` frees it."""
 
@@ -50,12 +68,18 @@ class MediaPipePose:
                                smooth_landmarks=True, enable_segmentation=False,
                                min_detection_confidence=min_detection_confidence,
                                min_tracking_confidence=min_tracking_confidence)
+        self._started = False
 
     def __call__(self, frame: np.ndarray) -> FramePose | None:
         """``frame`` ``(H, W, 3)`` uint8 RGB -> the tracked person's 33 landmarks, or None."""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*GetPrototype.*", category=UserWarning)
-            result = self._pose.process(np.ascontiguousarray(frame))
+            if self._started:
+                result = self._pose.process(np.ascontiguousarray(frame))
+            else:
+                with _stderr_silenced():
+                    result = self._pose.process(np.ascontiguousarray(frame))
+                self._started = True
         if result.pose_world_landmarks is None or result.pose_landmarks is None:
             return None
         world = np.array([(p.x, p.y, p.z) for p in result.pose_world_landmarks.landmark], np.float32)
