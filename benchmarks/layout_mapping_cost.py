@@ -114,7 +114,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--source", type=Path, default=Path("../shared/data/nw_ucla"), help="NW-UCLA folder")
     p.add_argument("--encoder", help="pcm3 checkpoint or export pre-trained on NW-UCLA (kinect_v1_20)")
-    p.add_argument("--note", default="", help="how the encoder was trained (printed above the table)")
+    p.add_argument("--note", default="", help="how the encoder was trained (printed above the table "
+                                                 "instead of its path)")
     p.add_argument("--work", type=Path, default=Path("runs/layout_mapping_cost"), help="stores go here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -144,7 +145,7 @@ def main() -> None:
                          **{c: results[c][task] for c in CONDITIONS}})
             print(rows[-1], flush=True)
     kinds = dict(zip(store.layout.joint_names, layout_mapping("coco17", store.layout).kinds, strict=True))
-    encoder = f"`{args.encoder}` ({args.note})" if args.note else f"`{args.encoder}`"
+    encoder = args.note or f"`{args.encoder}`"
     note = (f"NW-UCLA ({len(store)} clips), views 1+2 train / view 3 test, seed {args.seed}, the tasks' "
             f"default settings; encoder: {encoder if args.encoder else 'none'}; {os.cpu_count()} CPUs.")
     block = markdown(rows, displacement, kinds, note)
