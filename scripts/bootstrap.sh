@@ -3,7 +3,9 @@
 #   1. create .venv with python3 (or $PYTHON) when absent;
 #   2. when the venv has no torch: install the CPU build of PyTorch (not a multi-GB CUDA
 #      build). Override with PCM3_TORCH="torch==X" (e.g. a CUDA build) and PCM3_TORCH_INDEX;
-#   3. install pcm3 in editable mode with its dev extras when pyproject.toml changed.
+#   3. install pcm3 in editable mode with its dev and video extras when pyproject.toml changed;
+#      where pip finds no mediapipe 0.10.14 wheel for this platform (e.g. Python >= 3.13),
+#      with the dev extras only (the video tests then skip and say why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +32,13 @@ fi
 
 stamp="$venv/.pcm3-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "bootstrap: installing pcm3[dev] (editable)"
-    "${pip[@]}" install -e ".[dev]"
+    if "${pip[@]}" install --dry-run --no-deps "mediapipe==0.10.14" >/dev/null 2>&1; then
+        echo "bootstrap: installing pcm3[dev,video] (editable)"
+        "${pip[@]}" install -e ".[dev,video]"
+    else
+        echo "bootstrap: no mediapipe 0.10.14 wheel for $("$vpy" --version) on $(uname -sm);"
+        echo "bootstrap: installing pcm3[dev] (editable) without the video extra"
+        "${pip[@]}" install -e ".[dev]"
+    fi
     touch "$stamp"
 fi

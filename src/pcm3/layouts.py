@@ -20,7 +20,8 @@ A custom layout is read from a small YAML file (see ``docs/custom_data.md``)::
     up: [l_hand, l_shoulder]  # optional
     across: [l_shoulder, r_shoulder]  # optional
 
-Joints may be given by name or by 0-based index everywhere.
+Joints may be given by name or by 0-based index everywhere. ``JOINT_MAPPINGS`` (end of the
+file) maps built-in layouts onto each other by joint name; ``pcm3.layout_mapping`` applies it.
 """
 
 from __future__ import annotations
@@ -318,3 +319,72 @@ def get_layout(name_or_path: str | Path | Layout) -> Layout:
     raise ConfigError(
         f"unknown layout {key!r}; built-in layouts: {sorted(LAYOUTS)}, or a path to a layout .yaml"
     )
+
+
+# ----------------------------------------------------------------------------- joint mappings
+
+# Joint mappings between built-in layouts, by joint name: (source layout, target layout) ->
+# {target joint: source joints}. One source joint is a direct correspondence; several are a
+# synthesised joint, their mean (a tuple) or a weighted mean (a dict of weights summing to 1).
+# A target joint not listed is absent from the source; ``pcm3.layout_mapping`` fills it and
+# ``docs/layouts.md`` lists every table. The weights place the Kinect torso joints where the
+# Kinect puts them, measured on NTU RGB+D (Kinect v2) and NW-UCLA (Kinect v1) skeletons: NTU's
+# spine_mid lies 0.6 of the way from the hip midpoint to the shoulder midpoint and its neck
+# halfway from the shoulder midpoint to the head; Kinect v1's hip_center lies 0.2 and its spine
+# 0.35 of the way up, its shoulder_center a third of the way from the shoulder midpoint to the
+# head. The head is the midpoint of the ears; a Kinect hand is the mean of the wrist and the
+# index and pinky knuckles; a Kinect foot lies halfway between the ankle and the middle of the sole.
+JointSources = tuple[str, ...] | dict[str, float]
+
+_SPINE_MID_NTU = {"left_hip": 0.2, "right_hip": 0.2, "left_shoulder": 0.3, "right_shoulder": 0.3}
+_NECK_NTU = {"left_shoulder": 0.25, "right_shoulder": 0.25, "left_ear": 0.25, "right_ear": 0.25}
+_HIP_CENTER_V1 = {"left_hip": 0.4, "right_hip": 0.4, "left_shoulder": 0.1, "right_shoulder": 0.1}
+_SPINE_V1 = {"left_hip": 0.325, "right_hip": 0.325, "left_shoulder": 0.175, "right_shoulder": 0.175}
+_SHOULDER_CENTER_V1 = {"left_shoulder": 1 / 3, "right_shoulder": 1 / 3, "left_ear": 1 / 6, "right_ear": 1 / 6}
+
+
+def _limbs(side: str, kinect_side: str, hand: bool, foot: bool) -> dict[str, JointSources]:
+    """One side's arm and leg from a COCO / MediaPipe source onto a Kinect target."""
+    out: dict[str, JointSources] = {
+        f"{j}_{kinect_side}": (f"{side}_{j}",)
+        for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+    }
+    if hand:
+        out[f"hand_{kinect_side}"] = (f"{side}_wrist", f"{side}_index", f"{side}_pinky")
+    if foot:
+        out[f"foot_{kinect_side}"] = {f"{side}_ankle": 0.5, f"{side}_heel": 0.25, f"{side}_foot_index": 0.25}
+    return out
+
+
+def _onto_kinect(target: str, mediapipe: bool) -> dict[str, JointSources]:
+    out: dict[str, JointSources] = {"head": ("left_ear", "right_ear")}
+    if target == "ntu25":
+        out.update(spine_base=("left_hip", "right_hip"), spine_mid=_SPINE_MID_NTU, neck=_NECK_NTU,
+                   spine_shoulder=("left_shoulder", "right_shoulder"))
+    else:
+        out.update(hip_center=_HIP_CENTER_V1, spine=_SPINE_V1, shoulder_center=_SHOULDER_CENTER_V1)
+    for side in ("left", "right"):
+        out.update(_limbs(side, side, hand=mediapipe, foot=mediapipe))
+        if mediapipe and target == "ntu25":
+            out[f"hand_tip_{side}"] = (f"{side}_index",)
+            out[f"thumb_{side}"] = (f"{side}_thumb",)
+    return out
+
+
+def _onto_coco(head: str) -> dict[str, JointSources]:
+    """A Kinect skeleton's COCO-17 subset: limbs directly, the five face points at the head."""
+    out: dict[str, JointSources] = {j: (head,) for j in COCO17.joint_names[:5]}
+    for side in ("left", "right"):
+        for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle"):
+            out[f"{side}_{j}"] = (f"{j}_{side}",)
+    return out
+
+
+JOINT_MAPPINGS: dict[tuple[str, str], dict[str, JointSources]] = {
+    ("mediapipe33", "ntu25"): _onto_kinect("ntu25", mediapipe=True),
+    ("mediapipe33", "kinect_v1_20"): _onto_kinect("kinect_v1_20", mediapipe=True),
+    ("coco17", "ntu25"): _onto_kinect("ntu25", mediapipe=False),
+    ("coco17", "kinect_v1_20"): _onto_kinect("kinect_v1_20", mediapipe=False),
+    ("ntu25", "coco17"): _onto_coco("head"),
+    ("kinect_v1_20", "coco17"): _onto_coco("head"),
+}

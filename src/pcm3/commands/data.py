@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub.required = True
 
     from pcm3.data.formats import FORMATS
+    from pcm3.data.pose.estimator import COORDS
     from pcm3.data.preprocess import STEPS
+    from pcm3.layout_mapping import ABSENT_FILLS
 
     p = dsub.add_parser("convert", help="convert a dataset into the canonical store")
     p.add_argument("src", type=Path, help="source file or folder")
@@ -36,7 +38,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"(default: all; untrimmed sequences get centre,align only)")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip bad samples and write a report of each instead of stopping")
+    p.add_argument("--map-layout", metavar="LAYOUT",
+                   help="put the skeletons into this layout before pre-processing (docs/layouts.md)")
+    p.add_argument("--absent-joints", choices=ABSENT_FILLS, default="nearest",
+                   help="--map-layout: joints the source lacks copy the nearest mapped joint, "
+                        "or stay zero")
+    video = p.add_argument_group("video format (docs/video.md)")
+    video.add_argument("--coords", choices=COORDS, default="world",
+                       help="world: 3D landmarks in metres (default); image: 2D, in units of the "
+                            "frame height")
+    video.add_argument("--min-visibility", type=float, default=0.5, metavar="V",
+                       help="a joint seen with visibility below V (0..1) is stored as missing (default 0.5)")
+    video.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=convert)
+
+    p = dsub.add_parser("map-layout", help="write a copy of a store in another joint layout")
+    p.add_argument("src", type=Path, help="store folder")
+    p.add_argument("--layout", required=True, help="target layout (e.g. ntu25, kinect_v1_20)")
+    p.add_argument("--out", required=True, type=Path, help="store folder to write")
+    p.add_argument("--absent-joints", choices=ABSENT_FILLS, default="nearest",
+                   help="joints the source lacks copy the nearest mapped joint (default), or stay zero")
+    p.add_argument("--preprocess", default=",".join(STEPS),
+                   help="steps applied after mapping, with the target layout's joints (default: all)")
+    p.set_defaults(func=map_layout)
 
     p = dsub.add_parser("synth", help="generate the built-in procedural dataset")
     p.add_argument("--out", required=True, type=Path)
@@ -65,6 +89,7 @@ def _parse_steps(text: str) -> tuple[str, ...]:
 
 def convert(args: argparse.Namespace) -> int:
     from pcm3.data.formats import ReadOptions, read
+    from pcm3.data.pose.estimator import VideoPoseOptions
     from pcm3.data.preprocess import describe, make_transform
     from pcm3.data.store import UNTRIMMED_DIR, WriteOptions, write_trimmed, write_untrimmed
 
@@ -77,9 +102,14 @@ def convert(args: argparse.Namespace) -> int:
         labels=args.labels,
         max_bodies=args.max_bodies,
         skip_bad=args.skip_bad,
+        video=VideoPoseOptions(args.coords, args.min_visibility, progress=not args.no_progress),
     )
     steps = _parse_steps(args.preprocess)
     converted = read(args.src, args.format, options)
+    if args.map_layout:
+        from pcm3.data.layout_transform import map_converted
+
+        converted = map_converted(converted, args.map_layout, args.absent_joints)
     layout = converted.layout
     if "repair" in steps and any(s.confidence is not None for s in converted.samples):
         steps = tuple(s for s in steps if s != "repair")  # repair moves frames, scores would not follow
@@ -102,8 +132,23 @@ def convert(args: argparse.Namespace) -> int:
     if converted.skipped:
         report = args.out / "skipped.json"
         report.write_text(json.dumps([s.to_dict() for s in converted.skipped], indent=1))
-        wrote.append(f"skipped {len(converted.skipped)} bad samples, listed in {report}")
+        wrote.append(f"skipped {len(converted.skipped)} bad samples, listed in {report}:")
+        wrote += [f"  {s.path}: {s.reason}" for s in converted.skipped[:10]]
+        wrote += [f"  ... and {len(converted.skipped) - 10} more"] if len(converted.skipped) > 10 else []
     print("\n".join(wrote))
+    return 0
+
+
+def map_layout(args: argparse.Namespace) -> int:
+    from pcm3.data.layout_transform import write_mapped_store
+
+    mapping, store = write_mapped_store(args.src, args.out, args.layout, args.absent_joints,
+                                        _parse_steps(args.preprocess))
+    kinds = list(mapping.kinds)
+    print(f"{mapping.source.name} -> {mapping.target.name}: {kinds.count('direct')} joints direct, "
+          f"{kinds.count('synthesised')} synthesised, {kinds.count('absent')} absent "
+          f"({'filled from the nearest mapped joint' if args.absent_joints == 'nearest' else 'zero'})")
+    print(f"{len(store)} {'samples' if store.kind == 'trimmed' else 'sequences'} -> {args.out}")
     return 0
 
 

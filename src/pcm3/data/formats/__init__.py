@@ -19,6 +19,7 @@ FORMATS: dict[str, str] = {
     "ctrgcn-npz": "pcm3.data.formats.ctrgcn_npz",
     "pyskl": "pcm3.data.formats.pyskl",
     "arrays": "pcm3.data.formats.arrays",
+    "video": "pcm3.data.formats.video",
 }
 
 

@@ -154,7 +154,7 @@ def read_trimmed(arrays: dict[str, np.ndarray], path: Path, layout: Layout, opti
     return samples, splits
 
 
-def _csv_rows(path: Path, header: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+def csv_rows(path: Path, header: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
     """``(line number, row)`` pairs of a CSV file whose header is exactly ``header``."""
     try:
         with path.open(newline="") as fh:
@@ -167,7 +167,7 @@ def _csv_rows(path: Path, header: tuple[str, ...]) -> list[tuple[int, dict[str, 
         raise DataError(f"cannot read CSV: {exc}", path=path) from exc
 
 
-def _interval(row: dict[str, str], line: int, t: int, names: list[str] | None,
+def interval_row(row: dict[str, str], line: int, t: int, names: list[str] | None,
               path: Path) -> tuple[int, int, int]:
     seq, label = row["sequence"], (row["label"] or "").strip()
     try:
@@ -199,7 +199,7 @@ def read_untrimmed(folder: Path, layout: Layout, options: ReadOptions, bad: BadS
         raise DataError("no .npy sequence in this folder", path=folder / SEQUENCES_DIR)
     csv_path = folder / INTERVALS_FILE
     rows_of: dict[str, list[tuple[int, dict[str, str]]]] = {sid: [] for sid in files}
-    for line, row in _csv_rows(csv_path, ("sequence", "label", "start", "end")):
+    for line, row in csv_rows(csv_path, ("sequence", "label", "start", "end")):
         if row["sequence"] not in rows_of:
             raise DataError(f"unknown sequence {row['sequence']!r} (no {SEQUENCES_DIR}/"
                             f"{row['sequence']}.npy)", path=csv_path, line=line)
@@ -221,7 +221,7 @@ def read_untrimmed(folder: Path, layout: Layout, options: ReadOptions, bad: BadS
         if not x.any():
             raise DataError("every coordinate is zero", path=files[sid], sample=sid)
         t = x.shape[1]
-        rows = [_interval(row, line, t, names, csv_path) for line, row in rows_of[sid]]
+        rows = [interval_row(row, line, t, names, csv_path) for line, row in rows_of[sid]]
         intervals = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
         return Sequence(id=sid, x=limit_bodies(x, keep), intervals=intervals)
 
@@ -231,7 +231,7 @@ def read_untrimmed(folder: Path, layout: Layout, options: ReadOptions, bad: BadS
     split_path = folder / SEQUENCE_SPLITS_FILE
     if split_path.exists():
         read_ids = {s.id for s in sequences}
-        for line, row in _csv_rows(split_path, ("sequence", "split")):
+        for line, row in csv_rows(split_path, ("sequence", "split")):
             if row["sequence"] not in files:
                 raise DataError(f"unknown sequence {row['sequence']!r}", path=split_path, line=line)
             split = (row["split"] or "").strip()

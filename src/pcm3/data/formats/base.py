@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from pcm3.data.records import Skipped
 from pcm3.errors import DataError
+
+if TYPE_CHECKING:
+    from pcm3.data.pose.estimator import VideoPoseOptions
 
 T = TypeVar("T")
 
@@ -23,7 +26,8 @@ class ReadOptions:
     ``missing_list``: NTU missing-skeleton list(s) to drop; ``split_file``: overrides the
     format's split file; ``labels``: a label file or folder when not found beside the data;
     ``max_bodies``: bodies kept per sample (by motion energy); ``skip_bad``: skip and report
-    bad samples instead of stopping at the first one.
+    bad samples instead of stopping at the first one; ``video``: how videos become skeletons
+    (``video`` format; None = the defaults of :class:`~pcm3.data.pose.estimator.VideoPoseOptions`).
     """
 
     layout: str | None = None
@@ -32,6 +36,7 @@ class ReadOptions:
     labels: Path | None = None
     max_bodies: int = 2
     skip_bad: bool = False
+    video: VideoPoseOptions | None = None
 
 
 class BadSamples:

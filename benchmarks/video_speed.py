@@ -1,0 +1,140 @@
+"""Speed of the way from a video to features: video -> skeleton frames per second (ffmpeg
+decoding + MediaPipe Pose, and decoding alone), and ``Embedder.encode`` clips per second for each
+registered backbone (one feature per clip, and per-frame features)::
+
+    .venv/bin/python benchmarks/video_speed.py --write benchmarks/README.md      # alone on the machine
+    .venv/bin/python benchmarks/video_speed.py --frames 30 --clips 16             # smoke run
+
+The video is made from scikit-image's astronaut photograph, moved and scaled over the frames
+(``--size`` W x H), so the pose estimator tracks a real person. The encoders are randomly
+initialised at the size of ``--config`` (``model.backbone`` set to each registered backbone) on
+NTU's layout, 2 persons, clips of ``--clip-frames`` frames. Needs ``pip install 'pcm3[video]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pcm3.config import load_config
+from pcm3.data.pose.estimator import VideoPoseOptions
+from pcm3.data.pose.frames import open_video, panned_frames, write_video
+from pcm3.data.pose.video_skeleton import estimate_video
+from pcm3.embedding import Embedder
+from pcm3.engine.config import PretrainConfig
+from pcm3.layouts import NTU25
+from pcm3.models.registry import BACKBONES
+from pcm3.tasks.encoders import random_encoder
+
+START, END = "<!-- video-speed:start -->", "<!-- video-speed:end -->"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def video_rates(frames: int, size: tuple[int, int], repeats: int) -> dict[str, float]:
+    """Frames per second of decoding alone and of decoding + pose (best of ``repeats``)."""
+    from skimage import data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_video(Path(tmp) / "astronaut.mp4", panned_frames(data.astronaut(), frames, size), fps=30)
+        decode, pose, found = [], [], 0
+        for _ in range(repeats):
+            start = time.perf_counter()
+            count = sum(1 for _ in open_video(path).frames)
+            decode.append(count / (time.perf_counter() - start))
+            start = time.perf_counter()
+            skeleton = estimate_video(path, VideoPoseOptions(progress=False))
+            pose.append(frames / (time.perf_counter() - start))
+            found = int(skeleton.person.sum())
+    return {"decode": max(decode), "pose": max(pose), "found": found}
+
+
+def embed_rates(config: Path, backbones: list[str], clips: int, clip_frames: int,
+                batch: int) -> list[dict[str, float | str]]:
+    """Clips per second of ``encode`` (per clip and per frame) for each backbone."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(clips, 2, clip_frames, NTU25.num_joints, 3)).cumsum(axis=2).astype(np.float32) * 0.01
+    rows = []
+    for name in backbones:
+        cfg = load_config(PretrainConfig, config, [f"model.backbone={name}"])
+        embedder = Embedder(random_encoder(cfg, NTU25, 3, 2), batch_size=batch)
+        row: dict[str, float | str] = {"backbone": name, "dim": embedder.feature_dim,
+                                       "view": embedder.loaded.view_frames}
+        for dense in (False, True):
+            embedder.encode(x[:batch], dense=dense, preprocess=False)  # warm-up
+            start = time.perf_counter()
+            embedder.encode(x, dense=dense, preprocess=False)
+            row["dense" if dense else "clip"] = clips / (time.perf_counter() - start)
+        start = time.perf_counter()
+        embedder.prepare(x)
+        row["preprocess"] = clips / (time.perf_counter() - start)
+        rows.append(row)
+    return rows
+
+
+def markdown(video: dict[str, float], rows: list[dict], args: argparse.Namespace,
+             load: tuple[str, str]) -> str:
+    w, h = args.size
+    lines = [START, "",
+             f"{cpu_name()}, {os.cpu_count()} CPUs, torch threads {args.threads}; load average (1, 5, "
+             f"15 min) before: {load[0]}, after: {load[1]}.", "",
+             f"Video -> skeleton ({args.frames} frames of {w}x{h}, MediaPipe Pose 0.10.14, model "
+             f"complexity 1, the tracker's start-up included; person found in {video['found']} of "
+             f"{args.frames} frames): **{video['pose']:.1f} frames/s** (decoding alone "
+             f"{video['decode']:.0f} frames/s).", "",
+             f"`Embedder.encode`, {args.clips} clips of {args.clip_frames} frames, NTU layout, 2 persons, "
+             f"batch {args.batch}, sizes of `{args.config}`:", "",
+             "| backbone | D | view frames | clips/s (one feature per clip) | clips/s (per frame) | "
+             "clips/s (pre-processing alone) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['backbone']} | {r['dim']} | {r['view']} | {r['clip']:.1f} | {r['dense']:.1f} | "
+                     f"{r['preprocess']:.0f} |")
+    return "\n".join([*lines, "", END])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--frames", type=int, default=300, help="frames of the test video")
+    p.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--config", type=Path, default=Path("configs/pcm3_ntu60_xsub.yaml"))
+    p.add_argument("--backbones", default=",".join(sorted(BACKBONES)))
+    p.add_argument("--clips", type=int, default=256)
+    p.add_argument("--clip-frames", type=int, default=100)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--write", type=Path, help="put the results block into this Markdown file")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    video = video_rates(args.frames, tuple(args.size), args.repeats)
+    rows = embed_rates(args.config, args.backbones.split(","), args.clips, args.clip_frames, args.batch)
+    load_after = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    block = markdown(video, rows, args, (load_before, load_after))
+    print(block)
+    if args.write:
+        text = args.write.read_text()
+        if START not in text:
+            text += f"\n{START}\n{END}\n"
+        head, _, rest = text.partition(START)
+        args.write.write_text(head + block + rest.partition(END)[2])
+
+
+if __name__ == "__main__":
+    main()

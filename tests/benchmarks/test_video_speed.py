@@ -1,0 +1,25 @@
+"""The pure part of benchmarks/video_speed.py: its results block."""
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+_spec = importlib.util.spec_from_file_location("video_speed", BENCHMARKS / "video_speed.py")
+speed = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(speed)
+
+
+def test_results_block_names_the_setting_and_every_backbone():
+    args = argparse.Namespace(size=(640, 480), threads=2, frames=300, clips=256, clip_frames=100, batch=64,
+                              config=Path("configs/pcm3_ntu60_xsub.yaml"))
+    rows = [{"backbone": "bigru", "dim": 2048, "view": 64, "clip": 12.34, "dense": 3.21, "preprocess": 900.4},
+            {"backbone": "other", "dim": 256, "view": 32, "clip": 100.0, "dense": 50.0, "preprocess": 1000.0}]
+    block = speed.markdown({"pose": 25.04, "decode": 410.2, "found": 299}, rows, args, ("1.0", "2.0"))
+    lines = block.splitlines()
+    assert lines[0] == speed.START and lines[-1] == speed.END
+    assert "person found in 299 of 300 frames): **25.0 frames/s** (decoding alone 410 frames/s)" in block
+    assert "| bigru | 2048 | 64 | 12.3 | 3.2 | 900 |" in lines
+    assert "| other | 256 | 32 | 100.0 | 50.0 | 1000 |" in lines
