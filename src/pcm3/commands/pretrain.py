@@ -97,6 +97,7 @@ def run_pretraining(cfg, out: Path, resume: str | Path | None = "auto") -> dict 
     (start fresh). Returns the trainer's summary on rank 0 (None on other ranks); the final
     checkpoint is ``out / "checkpoints" / "last.pt"``.
     """
+    from pcm3.data.union import pretraining_views
     from pcm3.distributed import cleanup, init_distributed_from_env
     from pcm3.engine.seed import seed_everything
     from pcm3.engine.trainer import Trainer, write_resolved_config
@@ -107,8 +108,8 @@ def run_pretraining(cfg, out: Path, resume: str | Path | None = "auto") -> dict 
         device = torch.device(cfg.device)
     try:
         seed_everything(cfg.seed, deterministic=cfg.deterministic)
-        store = resolve_store(cfg.data)
-        train, evaluation = pick_splits(store, cfg.split, cfg.eval_split)
+        store, train, evaluation = pretraining_views(cfg.data, cfg.split, cfg.eval_split,
+                                                     resolve_store, pick_splits)
         if cfg.exclude_classes:
             train = without_classes(train, cfg.exclude_classes)
         c, m = store.x.shape[1], store.x.shape[4]
