@@ -96,3 +96,34 @@ def test_auto_variant_runs_the_precision_the_policy_picks(monkeypatch):
     assert pretrain_speed.variant_precision("reference") == "fp32"
     assert pretrain_speed.variant_precision("bf16") == "bf16"
     assert "auto" in pretrain_speed.VARIANTS
+pkummd = _load("detection_pkummd")
+
+
+def test_pkummd_benchmark_scores_one_run_under_every_metric():
+    import numpy as np
+
+    from pcm3.tasks.detection import DetectionOutput
+    from pcm3.tasks.detection_metrics import Segment
+
+    # two recordings, 3 classes; class 2 was left out (no training intervals)
+    truth = {0: np.array([[0, 0, 10], [1, 20, 30]]), 1: np.array([[0, 0, 10]])}
+    predictions = {0: [Segment(0, 0, 10, 0.9), Segment(1, 20, 30, 0.8), Segment(2, 40, 50, 0.7)], 1: []}
+    out = DetectionOutput({"frame_accuracy": 42.0}, predictions, truth, ["a", "b"], np.array([60, 20]),
+                          ["x", "y", "z"], "xsub/val", ignored_classes=[2])
+    values = pkummd.all_metrics(out, 3)
+    assert set(values) == {key for key, _ in pkummd.COLUMNS}
+    # class 0: one of two found (AP 1/2), class 1: AP 1 -> ours 75; PKU-MMD over the 2 slots left
+    assert values["map@0.5"] == values["voc@0.5"] == 75.0 and values["action@0.5"] == 75.0
+    assert values["video@0.5"] == 50.0 and values["frame_accuracy"] == 42.0
+
+
+def test_pkummd_benchmark_table_is_mean_and_sample_std_per_protocol():
+    base = {key: 10.0 for key, _ in pkummd.COLUMNS}
+    rows = [{"protocol": "ours", "seed": s, "values": {**base, "map@0.5": v}}
+            for s, v in enumerate([20.0, 24.0])]
+    rows.append({"protocol": "official", "seed": 0, "values": base})
+    lines = pkummd.markdown(rows).splitlines()
+    assert len(lines) == 4
+    assert lines[2].startswith("| ours | defaults | 10.0 ± 0.0 | 10.0 ± 0.0 | 22.0 ± 2.8 |")
+    assert lines[3].startswith("| official | `batchnorm=train`, `train_window_strides=[3, 4, 5]` | 10.0 |")
+    assert lines[2].endswith("| 2 |") and lines[3].endswith("| 1 |")

@@ -143,8 +143,8 @@ class PretrainConfig:
     method: str = "pcm3"
     stage: Literal["pretrain", "post_distill"] = "pretrain"  # post_distill: PCM3++ KL-only refinement
     init: str | None = None  # checkpoint whose model weights start a fresh run (post-distillation)
-    data: str = "synthetic"  # store path or catalog name
-    split: str | None = None  # training split; None = the store's */train split or all samples
+    data: str | list[str] = "synthetic"  # store path or catalog name; a list: their union (data/union.py)
+    split: str | list[str] | None = None  # training split (a list: one per store); None = */train or all
     eval_split: str | None = None  # labelled split for the online 1-NN health signal
     exclude_classes: list[int | str] = field(default_factory=list)  # held out (few-shot novel classes)
     stream: Literal["joint", "motion", "bone"] = "joint"
@@ -188,6 +188,9 @@ class PretrainConfig:
         if not 1 <= self.clip.min_frames <= self.clip.max_frames <= self.augment.view_frames:
             raise ConfigError("clip: need 1 <= min_frames <= max_frames <= augment.view_frames, got "
                               f"{self.clip.min_frames}, {self.clip.max_frames}, {self.augment.view_frames}")
+        if isinstance(self.data, list) and self.exclude_classes:
+            raise ConfigError("exclude_classes needs one store: the class indices of a union of stores "
+                              f"({self.data}) are per store")
         if self.stage == "post_distill" and self.init is None:
             raise ConfigError("stage=post_distill needs init=CHECKPOINT (the pre-trained model to refine)")
         if self.model.task_prompts and self.model.prompt_length < 1:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pcm3.data.store import SkeletonStore, open_store
+from pcm3.data.union import pretraining_views
 from pcm3.distributed import cleanup, init_distributed_from_env
 from pcm3.engine.config import PretrainConfig
 from pcm3.engine.run_lock import RunFolderLock
@@ -99,8 +100,8 @@ def run_pretraining(cfg: PretrainConfig, out: Path, resume: str | Path | None = 
         print(f"[pretrain] {runtime.describe()}", flush=True)
     try:
         seed_everything(cfg.seed, deterministic=cfg.deterministic)
-        store = resolve_store(cfg.data)
-        train, evaluation = pick_splits(store, cfg.split, cfg.eval_split)
+        store, train, evaluation = pretraining_views(cfg.data, cfg.split, cfg.eval_split,
+                                                     resolve_store, pick_splits)
         if cfg.exclude_classes:
             train = without_classes(train, cfg.exclude_classes)
         c, m = int(store.x.shape[1]), int(store.x.shape[4])

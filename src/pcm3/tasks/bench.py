@@ -37,7 +37,7 @@ from pcm3.tasks.base import (
     raw_encoder,
     store_input_shape,
 )
-from pcm3.tasks.bench_table import task_rows, write_tables
+from pcm3.tasks.bench_table import numbers_note, task_rows, write_tables
 from pcm3.tasks.encoders import LoadedEncoder, load_encoder, random_encoder_from_spec
 from pcm3.tasks.results import code_version, result_record, write_result
 
@@ -317,7 +317,7 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[d
             log(f"[bench] {task:<10} {encoder_name:<12} {shown}  ({record['seconds']:.1f} s"
                 f"{', cached' if was_cached else ''})")
     caption = (f"Seed {cfg.seed}; data {stores.trimmed.path} ({stores.trimmed.fingerprint}); values in "
-               f"percent where the metric is an accuracy or mAP; final-epoch numbers.")
+               f"percent where the metric is an accuracy or mAP; {numbers_note(rows)}.")
     write_tables(out_dir, rows, caption)
     provenance = {
         "config": to_dict(cfg), "code_version": code_version(), "device": str(device),

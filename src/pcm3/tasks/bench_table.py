@@ -31,6 +31,17 @@ def task_rows(encoder: str, task: str, metrics: dict[str, Any], split: str, seed
     return rows
 
 
+BEST_OVER_EVALS = "_best_over_evals"  # suffix of metrics selected on the test split
+
+
+def numbers_note(rows: Sequence[dict[str, Any]]) -> str:
+    """What the values are: final-epoch numbers, and which rows are not (``*_best_over_evals``)."""
+    if not any(str(r["metric"]).endswith(BEST_OVER_EVALS) for r in rows):
+        return "final-epoch numbers"
+    return (f"final-epoch numbers, except the `*{BEST_OVER_EVALS}` rows: the best of several "
+            "evaluations on the test split (selected on the test split, as CMD reports)")
+
+
 def _order(values: Sequence[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 

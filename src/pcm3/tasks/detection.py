@@ -6,7 +6,8 @@ Protocol, and where it differs from the official linear protocol on purpose:
 
 - the encoder is strictly frozen, in eval mode (the official code leaves it in train mode, so
   its input BatchNorm statistics adapt to the detection data; here nothing about the encoder
-  changes, as in every other frozen-encoder task);
+  changes, as in every other frozen-encoder task; ``batchnorm="train"`` does it the official
+  way on a copy of the encoder, :mod:`pcm3.tasks.detection_training`);
 - per-frame features (:mod:`pcm3.tasks.detection_features`): ``features="window"`` (default: the
   official 64-frame / stride-4 window per frame, last-step output of a causal encoder or the
   window's sequence feature of any other, batched over many windows) or ``"sequence"`` (one
@@ -14,7 +15,8 @@ Protocol, and where it differs from the official linear protocol on purpose:
   for a non-causal encoder) or with look-ahead: 3-9x faster than batched windows; its mAP was
   higher on the built-in data but lower on PKU-MMD, see ``benchmarks/README.md``), the same view
   for training and test frames (the official training windows use a random stride 3-5 and centre; ours are the
-  deterministic inference windows, so features are computed once and cached);
+  deterministic inference windows, so features are computed once and cached;
+  ``train_window_strides=[3, 4, 5]`` draws the official strides, once per training frame);
 - classifier ``Linear(D, K + 1)`` (output 0 = background, action ``k`` -> ``k + 1``), init
   N(0, 0.01²), bias 0, trained on the training split's frames (every frame, or a seeded uniform
   subsample of ``max_train_frames``), features centred on the training frames' mean and divided by
@@ -26,12 +28,15 @@ Protocol, and where it differs from the official linear protocol on purpose:
   windows per video per epoch, batch 64); the final-epoch classifier is used;
 - test: softmax per frame, mean-filter smoothing (k = 10), proposals at activity >= 0.4, per-class
   VOC AP at each tIoU, averaged over the classes in the test ground truth, in percent
-  (:mod:`pcm3.tasks.detection_metrics`); ``frame_accuracy`` = per-frame argmax of the unsmoothed
-  probabilities over K + 1 outputs vs the frame labels (background included), in percent.
+  (``metric="map"``, :mod:`pcm3.tasks.detection_metrics`: ``map@t``), or PKU-MMD's own metric
+  (``metric="pkummd"``, :mod:`pcm3.tasks.detection_pkummd`: ``map_action@t``, ``map_video@t``,
+  ``2dap``); ``frame_accuracy`` = per-frame argmax of the unsmoothed probabilities over K + 1
+  outputs vs the frame labels (background included), in percent.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,19 +44,21 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from pcm3.data.store import UntrimmedStore, open_untrimmed
 from pcm3.errors import ConfigError, Pcm3Error
 from pcm3.tasks.base import TaskContext, check_compatible, register_task
+from pcm3.tasks.detection_classifier import FrameClassifier, train_frame_classifier
 from pcm3.tasks.detection_features import FrameFeatureOptions, check_sequence_mode, iter_frame_features
 from pcm3.tasks.detection_metrics import (
     Segment,
     detection_map,
-    frame_labels_from_intervals,
     propose_segments,
     smooth_probabilities,
 )
+from pcm3.tasks.detection_pkummd import pkummd_metrics
+from pcm3.tasks.detection_training import frame_targets, training_features, training_frames
 from pcm3.tasks.encoders import LoadedEncoder
 from pcm3.tasks.features import split_pair
 
@@ -69,7 +76,11 @@ class DetectionConfig:
     smoothing: int = 10  # half window of the temporal mean filter (0 = none)
     activity_threshold: float = 0.4
     tious: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5])
-    matching: Literal["best_unmatched", "voc"] = "best_unmatched"
+    metric: Literal["map", "pkummd"] = "map"  # map: per-class VOC AP; pkummd: the dataset's evaluate.py
+    matching: Literal["best_unmatched", "voc"] = "best_unmatched"  # metric=map only
+    batchnorm: Literal["frozen", "train"] = "frozen"  # train: official (window mode; detection_training)
+    batchnorm_batch: int = 64  # batchnorm=train: training windows per encoder call (official batch)
+    train_window_strides: list[int] | None = None  # official [3, 4, 5]: random stride per training window
     lr: float = 0.01
     momentum: float = 0.9
     nesterov: bool = True
@@ -89,7 +100,7 @@ class DetectionConfig:
 
     def validate(self) -> None:
         for key in ("window_frames", "window_stride", "sequence_stride", "epochs", "batch_size",
-                    "max_batch_frames", "window_batch"):
+                    "max_batch_frames", "window_batch", "batchnorm_batch"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"detection: {key} must be >= 1, got {getattr(self, key)}")
         for key in ("sequence_lookahead", "sequence_context"):
@@ -102,6 +113,13 @@ class DetectionConfig:
         if self.max_train_frames is not None and self.max_train_frames < 1:
             raise ConfigError(f"detection: max_train_frames must be >= 1 or null, "
                               f"got {self.max_train_frames}")
+        strides = self.train_window_strides
+        if strides is not None and (not strides or min(strides) < 1):
+            raise ConfigError(f"detection: train_window_strides must be a non-empty list of strides >= 1 "
+                              f"(official: [3, 4, 5]) or null, got {strides}")
+        if self.features != "window" and (strides is not None or self.batchnorm == "train"):
+            raise ConfigError("detection: train_window_strides and batchnorm=train are options of the "
+                              f"official windows and need features=window, got features={self.features}")
 
     def feature_options(self) -> FrameFeatureOptions:
         return FrameFeatureOptions(self.features, self.window_frames, self.window_stride,
@@ -139,76 +157,6 @@ class DetectionOutput:
                 for i in range(len(self.sequence_ids)) for s in self.predictions[i]]
 
 
-def _frame_targets(store: UntrimmedStore, i: int) -> np.ndarray:
-    """``(T_i,)`` classifier targets: 0 = background, action ``k`` -> ``k + 1``."""
-    return frame_labels_from_intervals(store.intervals(i), int(store.lengths[i]), background=-1) + 1
-
-
-def training_frames(lengths: np.ndarray, limit: int | None, seed: int) -> list[np.ndarray]:
-    """Per sequence, the sorted frames to train on: all, or a seeded uniform subsample of ``limit``."""
-    total = int(lengths.sum())
-    if limit is None or total <= limit:
-        return [np.arange(int(t), dtype=np.int64) for t in lengths]
-    chosen = np.sort(np.random.default_rng(seed).choice(total, size=limit, replace=False))
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    per_sequence = np.split(chosen, np.searchsorted(chosen, offsets[1:-1]))
-    return [frames - start for frames, start in zip(per_sequence, offsets[:-1], strict=True)]
-
-
-class FrameClassifier(nn.Module):
-    """``(N, D) -> (N, K + 1)`` logits: fixed standardisation, then one linear layer."""
-
-    def __init__(self, mean: Tensor, std: Tensor, num_outputs: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
-        self.linear = nn.Linear(mean.numel(), num_outputs)
-        self.num_outputs = num_outputs
-
-    def forward(self, features: Tensor) -> Tensor:
-        return self.linear((features - self.mean) / self.std)
-
-
-def train_frame_classifier(features: Tensor, targets: Tensor, num_outputs: int, cfg: DetectionConfig,
-                           seed: int) -> FrameClassifier:
-    """SGD on ``(N, D)`` frame features (scaled IN PLACE, see ``cfg.standardize``) and ``(N,)``
-    targets; seeded init N(0, 0.01²) and shuffling; the final-epoch classifier (which applies the
-    same scaling to its inputs), on the features' device, in eval mode."""
-    n, device = features.shape[0], features.device
-    mean, std = torch.zeros(features.shape[1], device=device), torch.ones(features.shape[1], device=device)
-    if cfg.standardize != "none":
-        mean, std = features.mean(0), features.std(0, unbiased=False)
-        if cfg.standardize == "global":
-            std = std.square().mean().sqrt().clamp(min=1e-12).expand_as(std).clone()
-        std = torch.where(std > 1e-6, std, torch.ones_like(std))  # constant inputs stay as they are
-        features.sub_(mean).div_(std)
-    generator = torch.Generator().manual_seed(seed)
-    classifier = FrameClassifier(mean, std, num_outputs)
-    with torch.no_grad():
-        weight_init = torch.randn(classifier.linear.weight.shape, generator=generator) * 0.01
-        classifier.linear.weight.copy_(weight_init)
-        classifier.linear.bias.zero_()
-    classifier.to(device)
-    weight = None
-    if cfg.class_balanced:
-        counts = torch.bincount(targets, minlength=num_outputs).float()
-        weight = torch.where(counts > 0, n / ((counts > 0).sum() * counts.clamp(min=1)), 0.0)
-    optimizer = torch.optim.SGD(classifier.linear.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones, cfg.lr_decay)
-    for _ in range(cfg.epochs):
-        order = torch.randperm(n, generator=generator).to(device)
-        for lo in range(0, n, cfg.batch_size):
-            batch = order[lo : lo + cfg.batch_size]
-            logits = classifier.linear(features[batch])
-            loss = nn.functional.cross_entropy(logits, targets[batch], weight=weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        schedule.step()
-    return classifier.eval()
-
-
 def _interval_classes(store: UntrimmedStore) -> set[int]:
     return {int(c) for i in range(len(store)) for c in store.intervals(i)[:, 0]}
 
@@ -234,21 +182,15 @@ def detect(loaded: LoadedEncoder, train: UntrimmedStore, test: UntrimmedStore, c
                         f"split {train.split_name!r}: {names} (set unseen_test_classes=ignore to leave "
                         "them out of the evaluation)")
     encoder, opts = loaded.encoder, cfg.feature_options()
+    if cfg.batchnorm == "train":
+        encoder = copy.deepcopy(encoder)  # its BatchNorm statistics adapt; the loaded encoder stays frozen
     was_training = encoder.training
-    encoder.eval()
     try:
         chosen = training_frames(train.lengths, cfg.max_train_frames, seed)
-        total, filled = sum(len(c) for c in chosen), 0
-        feats, targets = None, torch.empty(total, dtype=torch.long)
-        for i, idx, f in iter_frame_features(encoder, train, loaded.stream, opts, device, chosen):
-            feats = f.new_empty((total, f.shape[1])) if feats is None else feats  # (N, D), filled once
-            feats[filled : filled + len(idx)] = f
-            targets[filled : filled + len(idx)] = torch.from_numpy(_frame_targets(train, i)[idx])
-            filled += len(idx)
-        assert feats is not None and filled == total
+        feats, targets = training_features(encoder, train, loaded.stream, cfg, chosen, seed, device)
         classifier = train_frame_classifier(feats, targets.to(device), train.num_classes + 1, cfg, seed)
         del feats
-        probs = _test_probabilities(encoder, classifier, test, loaded.stream, opts, device)
+        probs = _test_probabilities(encoder.eval(), classifier, test, loaded.stream, opts, device)
     finally:
         encoder.train(was_training)
     return _evaluate(probs, test, cfg, unseen)
@@ -270,7 +212,7 @@ def _evaluate(probs: list[np.ndarray], test: UntrimmedStore, cfg: DetectionConfi
     predictions, truth, hits, counted = {}, {}, 0, 0
     for i, p in enumerate(probs):
         gt = test.intervals(i)
-        targets = _frame_targets(test, i)
+        targets = frame_targets(test, i)
         keep = ~np.isin(targets - 1, ignored)  # frames of ignored classes are not scored
         gt = gt[~np.isin(gt[:, 0], ignored)]
         hits += int((p.argmax(axis=1) == targets)[keep].sum())
@@ -278,8 +220,14 @@ def _evaluate(probs: list[np.ndarray], test: UntrimmedStore, cfg: DetectionConfi
         smoothed = smooth_probabilities(p, cfg.smoothing)
         predictions[i] = propose_segments(smoothed, cfg.activity_threshold)
         truth[i] = gt
-    result = detection_map(predictions, truth, test.num_classes, cfg.tious, cfg.matching)
-    metrics = {f"map@{t:g}": 100.0 * result[f"mAP@{t:g}"] for t in cfg.tious}
+    if cfg.metric == "pkummd":
+        result = pkummd_metrics(predictions, truth, test.num_classes, cfg.tious, ignored)
+        metrics = {f"map_{kind}@{t:g}": 100.0 * result[f"mAP_{kind}@{t:g}"]
+                   for kind in ("action", "video") for t in cfg.tious}
+        metrics["2dap"] = 100.0 * result["2DAP"]
+    else:
+        result = detection_map(predictions, truth, test.num_classes, cfg.tious, cfg.matching)
+        metrics = {f"map@{t:g}": 100.0 * result[f"mAP@{t:g}"] for t in cfg.tious}
     metrics["frame_accuracy"] = 100.0 * hits / max(counted, 1)
     return DetectionOutput(metrics, predictions, truth, [str(s) for s in test.ids], test.lengths.copy(),
                            list(test.class_names), test.split_name, list(ignored))

@@ -89,6 +89,7 @@ def train_linear_head(
     cfg: ProbeConfig | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    on_epoch_end: Callable[[int, LinearHead], None] | None = None,
 ) -> LinearHead:
     """Train a :class:`LinearHead` on ``features`` ``(N, D)`` and ``labels`` ``(N,)`` in 0..K-1.
 
@@ -96,6 +97,7 @@ def train_linear_head(
     protocols that recompute augmented features every epoch; the standardisation statistics
     then come from epoch 0. Mini-batches are shuffled with a generator seeded by ``seed``,
     which also draws the initial weights. Returns the head after the final epoch, in eval mode.
+    ``on_epoch_end(epoch, head)`` (0-based epoch) may look at the head after each epoch.
     """
     cfg = cfg or ProbeConfig()
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
@@ -130,6 +132,9 @@ def train_linear_head(
             loss.backward()
             optimizer.step()
         schedule.step()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, head)
+            head.train()
     return head.eval()
 
 
