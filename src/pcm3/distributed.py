@@ -60,6 +60,15 @@ def all_gather_tensor(t: Tensor) -> Tensor:
     return torch.cat(parts, dim=0)
 
 
+def all_reduce_max(value: float, device: torch.device) -> float:
+    """The largest ``value`` over the processes (``value`` itself when not distributed)."""
+    if not is_distributed():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def _env_int(name: str, default: int | None = None) -> int:
     value = os.environ.get(name)
     if value is None:

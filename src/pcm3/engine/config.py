@@ -151,6 +151,9 @@ class PretrainConfig:
     seed: int = 42
     epochs: int = 451
     max_steps: int | None = None
+    # wall-clock budget of the pre-training: keep the whole epochs that fit, from the measured
+    # step time (engine/time_budget.py); None = run ``epochs``
+    time_budget_minutes: float | None = None
     batch_size: int = 128
     drop_last: bool = True
     num_workers: int = 0  # batches read ahead by a background thread while a step runs; 0 = none
@@ -178,6 +181,8 @@ class PretrainConfig:
                 raise ConfigError(f"{key} must be at least 1, got {value}")
         if self.num_workers < 0:
             raise ConfigError(f"num_workers must be 0 (no prefetch) or more, got {self.num_workers}")
+        if self.time_budget_minutes is not None and not self.time_budget_minutes > 0:
+            raise ConfigError(f"time_budget_minutes must be positive or null, got {self.time_budget_minutes}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1, got {self.max_steps}")
         if not 0.0 <= self.moco.momentum < 1.0:

@@ -25,11 +25,13 @@ from pcm3 import __version__
 from pcm3.config import to_dict
 from pcm3.data.batches import ClipBatches
 from pcm3.data.store import SkeletonStore
+from pcm3.distributed import all_reduce_max
 from pcm3.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from pcm3.engine.config import PretrainConfig
 from pcm3.engine.optim import build_optimizer, lr_at, set_lr
 from pcm3.engine.precision import autocast, grad_scaler, precision_on
 from pcm3.engine.prefetch import prefetched
+from pcm3.engine.time_budget import PROBE_STEPS, WARMUP_STEPS, BudgetDecision, epochs_within_budget
 from pcm3.errors import Pcm3Error
 from pcm3.methods.checkpoints import checkpoint_spec, migrate_legacy_state
 
@@ -84,6 +86,8 @@ class Trainer:
         self.steps_per_epoch = len(self.batches)
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
+        self.budget: BudgetDecision | None = None  # what time_budget_minutes chose, once measured
+        self._probe_from: tuple[int, float] | None = None
         self.optimizer = build_optimizer(method.parameters(), cfg.optim)
         self.precision, self.precision_reason = precision_on(cfg.precision, device)
         self.scaler = grad_scaler(device, self.precision)
@@ -117,6 +121,7 @@ class Trainer:
             "data_fingerprint": self.store.fingerprint,
             "layout": self.store.layout.to_dict(),
             "encoder_spec": self.method.encoder_spec.to_dict(),
+            "time_budget": None if self.budget is None else self.budget.to_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -125,6 +130,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
         self.step = int(state["step"])
+        if state.get("time_budget") is not None:
+            self._apply_budget(BudgetDecision(**state["time_budget"]))
 
     def resume(self, path: Path | None = None) -> bool:
         """Load ``path`` or the latest checkpoint of the run; False when there is none."""
@@ -219,6 +226,30 @@ class Trainer:
         self.step += 1
         return values
 
+    def _apply_budget(self, decision: BudgetDecision) -> None:
+        self.budget = decision
+        self.total_steps = min(self.total_steps, decision.epochs * self.steps_per_epoch)
+
+    def _measure_budget(self, steps_run: int) -> None:
+        """Time the first steps of this process's run, then apply ``time_budget_minutes``."""
+        minutes = self.cfg.time_budget_minutes
+        if minutes is None or self.budget is not None or steps_run < WARMUP_STEPS:
+            return
+        if self._probe_from is None:
+            self._probe_from = (self.step, time.perf_counter())
+            return
+        first, tick = self._probe_from
+        if self.step - first < PROBE_STEPS:
+            return
+        seconds = (time.perf_counter() - tick) / (self.step - first)
+        if self.world_size > 1:  # every rank must take the same decision: the slowest one's
+            seconds = all_reduce_max(seconds, self.device)
+        decision = epochs_within_budget(minutes, seconds, self.steps_per_epoch, self.cfg.epochs)
+        self._apply_budget(decision)
+        self._log_metrics({"step": self.step, "time_budget": decision.to_dict()})
+        if self.is_main:
+            print(f"[pretrain] {decision.describe()}", flush=True)
+
     def fit(self) -> dict[str, Any]:
         """Train until ``epochs`` or ``max_steps``; returns the final summary."""
         from tqdm import tqdm
@@ -228,7 +259,7 @@ class Trainer:
         self.method.train()
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.is_main,
                    desc="pretrain", dynamic_ncols=True, mininterval=1.0)
-        tick, seen = time.perf_counter(), 0
+        tick, seen, steps_run = time.perf_counter(), 0, 0
         last: dict[str, float] = {}
         while self.step < self.total_steps:
             epoch, skip = divmod(self.step, self.steps_per_epoch)
@@ -237,6 +268,9 @@ class Trainer:
                 last = self._train_step(batch.x, batch.lengths)
                 seen += batch.x.shape[0] * self.world_size
                 bar.update(1)
+                steps_run += 1
+                self._measure_budget(steps_run)
+                bar.total = self.total_steps
                 if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                     now = time.perf_counter()
                     rate = seen / max(now - tick, 1e-9)
@@ -259,7 +293,9 @@ class Trainer:
                 self._online_knn()
         bar.close()
         self.save()
-        summary = {"step": self.step, "final_losses": last}
+        summary = {"step": self.step, "epochs": self.step / self.steps_per_epoch, "final_losses": last}
+        if self.budget is not None:
+            summary["time_budget"] = self.budget.to_dict()
         knn = self._online_knn()
         if knn is not None:
             summary["knn_top1"] = knn
