@@ -44,17 +44,40 @@ SIZES = {  # model widths and batch; every other setting is the paper default (P
              "prompt": 8, "batch": 8, "frames": 16, "queue": 64, "raw": (20, 40)},
 }
 VARIANTS = ("reference", "fp32", "bf16", "auto")
+BACKBONE_SIZES = {  # each backbone's options per size (bigru's come from SIZES)
+    "stgcn": {"paper": {}, "cpu": {}, "tiny": {"base_channels": 4, "out_channels": 16}},
+    "transformer": {"paper": {}, "cpu": {"embed_dim": 128, "depth": 4, "num_heads": 4},
+                    "tiny": {"embed_dim": 16, "depth": 2, "num_heads": 2, "max_frames": 32}},
+}
 HERE = Path(__file__).resolve().parent
 
 
-def make_config(size: str, precision: str = "fp32"):
+def backbone_overrides(size: str, backbone: str) -> tuple[list[str], int]:
+    """``model.<backbone>.*`` overrides of ``size`` and the backbone's feature width."""
+    from pcm3.models.registry import BACKBONES, load_builtin_backbones
+
+    s = SIZES[size]
+    if backbone == "bigru":
+        return ([f"model.bigru.hidden_size={s['hidden']}", f"model.bigru.num_layers={s['layers']}"],
+                2 * s["hidden"])
+    load_builtin_backbones()
+    options = {**BACKBONE_SIZES[backbone][size]}
+    if backbone == "transformer":
+        options.setdefault("max_frames", max(s["frames"], 32))
+    width = BACKBONES[backbone].options(**options)
+    dim = getattr(width, "out_channels", None) or width.embed_dim
+    return [f"model.backbone={backbone}"] + [f"model.{backbone}.{k}={v}" for k, v in options.items()], dim
+
+
+def make_config(size: str, precision: str = "fp32", backbone: str = "bigru"):
     from pcm3.config import load_config
     from pcm3.engine.config import PretrainConfig
 
     s = SIZES[size]
-    overrides = [f"model.bigru.hidden_size={s['hidden']}", f"model.bigru.num_layers={s['layers']}",
-                 f"model.projector_hidden={s['projector']}", f"model.neck_hidden={s['neck']}",
-                 f"model.decoder_hidden_size={s['decoder']}", f"model.prompt_length={s['prompt']}",
+    model, dim = backbone_overrides(size, backbone)
+    prompt = min(s["prompt"], dim // 2 - 1)  # the task prompt must stay below half the feature width
+    overrides = [*model, f"model.projector_hidden={s['projector']}", f"model.neck_hidden={s['neck']}",
+                 f"model.decoder_hidden_size={s['decoder']}", f"model.prompt_length={prompt}",
                  f"batch_size={s['batch']}", f"augment.view_frames={s['frames']}",
                  f"augment.crop_min_frames={s['frames']}", f"augment.mask_segment_frames={s['frames'] // 8}",
                  f"moco.queue_size={s['queue']}", f"precision={precision}"]
@@ -112,7 +135,8 @@ def variant_precision(variant: str) -> str:
     return precision_on(variant, torch.device("cpu"))[0] if variant == "auto" else variant
 
 
-def run_variant(size: str, variant: str, iters: int, warmup: int, profile: bool) -> dict:
+def run_variant(size: str, variant: str, iters: int, warmup: int, profile: bool,
+                backbone: str = "bigru") -> dict:
     from official_reference_step import OfficialPCM3, official_views, reference_train_step
 
     from pcm3.engine.optim import build_optimizer
@@ -121,7 +145,7 @@ def run_variant(size: str, variant: str, iters: int, warmup: int, profile: bool)
     from pcm3.layouts import NTU25
     from pcm3.methods import build_method
 
-    cfg = make_config(size, variant_precision(variant))
+    cfg = make_config(size, variant_precision(variant), backbone)
     data, lengths = raw_batch(size)
     torch.manual_seed(0)
     random.seed(0)
@@ -167,7 +191,16 @@ def run_variant(size: str, variant: str, iters: int, warmup: int, profile: bool)
         tick = time.perf_counter()
         views(i)
         view_times.append(time.perf_counter() - tick)
-    result = {"size": size, "variant": variant, "precision": cfg.precision,
+    flops = None
+    if backbone != "bigru":  # counted on one step (the GRU's fused kernel is counted analytically)
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter:
+            step(warmup + iters)
+        flops = float(counter.get_total_flops())
+    result = {"size": size, "variant": variant, "backbone": backbone, "precision": cfg.precision,
+              "flops": flops,
               "step_s": statistics.median(times), "times": times,
               "views_s": statistics.median(view_times[1:]), "peak_rss_mb": peak,
               "base_rss_mb": base_rss, "losses": values,
@@ -215,21 +248,24 @@ def run_subprocess(args: argparse.Namespace, job: dict) -> dict:
 
 
 def markdown(results: list[dict], gemm: dict[str, dict], args: argparse.Namespace) -> str:
-    lines = ["| size | variant | step s (median) | samples/s | speed-up vs reference | peak RSS MB "
+    lines = ["| backbone | size | variant | step s (median) | samples/s | speed-up vs reference "
+             "| peak RSS MB "
              "(step working set) | views s/batch | views % of the step | GFLOP/s | % of fp32 GEMM |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for size in args.sizes:
-        rows = {r["variant"]: r for r in results if r["size"] == size}
-        flops = sum(step_flops(size).values())
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for backbone, size in ((b, z) for b in args.backbones for z in args.sizes):
+        rows = {r["variant"]: r for r in results
+                if r["size"] == size and r.get("backbone", "bigru") == backbone}
         gemm_fp32 = gemm[size]["input (B*T,2H)x(2H,3H) float32"]
         for variant, r in rows.items():
+            flops = r["flops"] if r.get("flops") else sum(step_flops(size).values())
             ref = rows.get("reference")
             speed = f"{ref['step_s'] / r['step_s']:.2f}x" if ref else "–"
             views_pct = f"{100 * r['views_s'] / r['step_s']:.1f} %"
             gflops = flops / r["step_s"] / 1e9
             name = f"auto ({r['precision']})" if variant == "auto" else variant
             lines.append(
-                f"| {size} | {name} | {r['step_s']:.3f} | {SIZES[size]['batch'] / r['step_s']:.1f} "
+                f"| {backbone} | {size} | {name} | {r['step_s']:.3f} "
+                f"| {SIZES[size]['batch'] / r['step_s']:.1f} "
                 f"| {speed} "
                 f"| {r['peak_rss_mb']:.0f} ({r['peak_rss_mb'] - r['base_rss_mb']:.0f}) | {r['views_s']:.4f} "
                 f"| {views_pct} | {gflops:.1f} | {100 * gflops / gemm_fp32:.0f} % |")
@@ -263,6 +299,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="paper,cpu", help=f"comma-separated, from {', '.join(SIZES)}")
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--backbones", default="bigru",
+                   help="comma-separated: bigru, stgcn, transformer (the reference runs for bigru only)")
     p.add_argument("--iters", type=int, default=3, help="timed iterations of our step")
     p.add_argument("--ref-iters", type=int, default=2, help="timed iterations of the reference step")
     p.add_argument("--warmup", type=int, default=1)
@@ -283,17 +321,21 @@ def main() -> None:
         print(json.dumps(result))
         return
     args.sizes = args.sizes.split(",")
+    args.backbones = args.backbones.split(",")
     print(f"machine: {machine()['capability']}", file=sys.stderr, flush=True)
     load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     results, gemm = [], {}
     for size in args.sizes:
         gemm[size] = run_subprocess(args, {"size": size, "variant": "gemm"})
-        for variant in args.variants.split(","):
+        for backbone, variant in ((b, v) for b in args.backbones for v in args.variants.split(",")):
+            if variant == "reference" and backbone != "bigru":
+                continue  # the official PCM3 step exists for the BiGRU only
             iters = args.ref_iters if variant == "reference" else args.iters
             job = {"size": size, "variant": variant, "iters": iters, "warmup": args.warmup,
-                   "profile": args.profile}
+                   "profile": args.profile, "backbone": backbone}
             r = run_subprocess(args, job)
-            print(f"{size} {variant}: step {r['step_s']:.3f} s {r['times']}, views {r['views_s']:.4f} s, "
+            print(f"{backbone} {size} {variant}: step {r['step_s']:.3f} s {r['times']}, "
+                  f"views {r['views_s']:.4f} s, "
                   f"peak {r['peak_rss_mb']:.0f} MB, losses finite {r['finite']}", file=sys.stderr, flush=True)
             if args.profile:
                 print(r["profile"], file=sys.stderr)

@@ -127,3 +127,10 @@ def test_pkummd_benchmark_table_is_mean_and_sample_std_per_protocol():
     assert lines[2].startswith("| ours | defaults | 10.0 ± 0.0 | 10.0 ± 0.0 | 22.0 ± 2.8 |")
     assert lines[3].startswith("| official | `batchnorm=train`, `train_window_strides=[3, 4, 5]` | 10.0 |")
     assert lines[2].endswith("| 2 |") and lines[3].endswith("| 1 |")
+
+
+@pytest.mark.parametrize("backbone", ["bigru", "stgcn", "transformer"])
+@pytest.mark.parametrize("size", ["paper", "cpu", "tiny"])
+def test_pretrain_speed_configs_build_for_every_backbone(backbone, size):
+    cfg = pretrain_speed.make_config(size, "fp32", backbone)
+    assert cfg.model.backbone == backbone and cfg.batch_size == pretrain_speed.SIZES[size]["batch"]
