@@ -27,6 +27,23 @@ def test_shipped_quickstart_config_runs_every_task_the_builtin_data_supports():
     assert cfg.data == "synthetic" and cfg.references == ["random-init", "raw"]
     assert {"linear", "knn", "occlusion", "detection", "semi", "fewshot"} <= set(cfg.tasks)
     assert "quick" in cfg.pretrain.config
+    assert 0 < cfg.pretrain.overrides["time_budget_minutes"] < 10  # the main job fits 10 min
+
+
+def test_the_budget_line_says_when_the_run_was_shortened(tmp_path):
+    from pcm3.commands.quickstart import pretraining_budget_line
+
+    path = tmp_path / "provenance.json"
+    assert pretraining_budget_line(path) is None
+    budget = {"minutes": 6, "step_seconds": 0.24, "steps_per_epoch": 13, "configured_epochs": 160,
+              "epochs": 115}
+    path.write_text(json.dumps({"pretrain": {"summary": {"time_budget": budget}}}))
+    line = pretraining_budget_line(path)
+    assert "115 of 160 epochs" in line and "6-minute budget" in line and "shorter run" in line
+    path.write_text(json.dumps({"pretrain": {"summary": {"time_budget": {**budget, "epochs": 160}}}}))
+    assert "shorter run" not in pretraining_budget_line(path)
+    path.write_text(json.dumps({"pretrain": {"summary": {"step": 3}}}))
+    assert pretraining_budget_line(path) is None
 
 
 def test_quickstart_runs_pretraining_and_the_benchmark(tiny_builtin, tmp_path, capsys):

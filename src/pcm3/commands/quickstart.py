@@ -10,6 +10,7 @@ reuses every finished stage.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -54,6 +55,9 @@ def quickstart(args: argparse.Namespace) -> int:
         print("[2/3] pre-training + benchmark (pcm3 bench; a rerun reuses finished stages)")
         run_bench(cfg, args.out, log=lambda line: print("      " + line, flush=True))
         print("[3/3] results (final-epoch numbers; random-init and raw are the reference rows)\n")
+        budget_line = pretraining_budget_line(args.out / "provenance.json")
+        if budget_line:
+            print(budget_line + "\n")
         print((args.out / "results.md").read_text(), end="")
         pictures = sorted((args.out / "pictures").glob("*.png"))
         print(f"\nresults: {args.out / 'results.md'} (also .csv, .json; provenance.json)")
@@ -61,3 +65,18 @@ def quickstart(args: argparse.Namespace) -> int:
             print("pictures: " + ", ".join(str(p) for p in pictures))
         print(f"done in {(time.perf_counter() - start) / 60:.1f} min")
     return 0
+
+
+def pretraining_budget_line(provenance: Path) -> str | None:
+    """What the pre-training time budget chose (``None`` without a budget or provenance)."""
+    if not provenance.exists():
+        return None
+    summary = (json.loads(provenance.read_text()).get("pretrain") or {}).get("summary") or {}
+    budget = summary.get("time_budget")
+    if not budget:
+        return None
+    shortened = budget["epochs"] < budget["configured_epochs"]
+    note = (" (shortened to fit this machine: results come from a shorter run than on faster hardware)"
+            if shortened else "")
+    return (f"pre-training: {budget['epochs']} of {budget['configured_epochs']} epochs in a "
+            f"{budget['minutes']:g}-minute budget, {budget['step_seconds']:.3f} s per step{note}")
