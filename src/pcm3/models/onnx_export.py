@@ -78,7 +78,8 @@ def export_onnx(encoder: PromptedEncoder, path: str | Path, metadata: dict[str, 
     graph = SequenceFeatures(encoder)
     was_training = encoder.training
     graph.eval()  # the exporter restores the mode it found: the wrapper's, now eval
-    example = tracing_example(encoder.spec, encoder.time_stride)
+    device = next(iter(encoder.parameters()), torch.empty(0)).device
+    example = tuple(t.to(device) for t in tracing_example(encoder.spec, encoder.time_stride))
     tmp = path.with_name(path.name + ".tmp")
     try:
         with warnings.catch_warnings(), torch.no_grad():
