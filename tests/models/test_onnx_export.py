@@ -106,3 +106,22 @@ def test_not_a_pcm3_export_is_refused(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(Pcm3Error, match="cannot read ONNX file"):
         read_onnx_spec(tmp_path / "junk.onnx")
+
+
+def test_the_onnx_guide_runs_as_written(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    from pcm3.layouts import NTU25
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "embedding.md").read_text()
+    (code,) = re.findall(r"## ONNX\n.*?```python\n(.*?)```", doc, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    encoder = build_encoder(EncoderSpec("bigru", {"hidden_size": 4, "num_layers": 1}, 3, 2, NTU25)).eval()
+    export_onnx(encoder, "ntu60.onnx")
+    namespace: dict = {}
+    exec(code, namespace)
+    with torch.no_grad():
+        expected = encoder.forward_features(torch.zeros(4, 3, 64, 25, 2)).numpy()
+    assert np.abs(namespace["features"] - expected).max() <= 1e-4
