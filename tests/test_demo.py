@@ -127,3 +127,19 @@ def test_refusals(tmp_path, capsys):
     assert main(["demo", str(tmp_path / "missing.mp4"), "--encoder", str(enc), "--classifier", str(head),
                  "--out", str(tmp_path / "d.gif"), "--no-progress"]) == 2
     assert "missing.mp4" in capsys.readouterr().err
+
+
+def test_cli_prints_the_label_counts(tmp_path, monkeypatch, capsys):
+    import pcm3.data.pose.frames as frames
+    import pcm3.data.pose.mediapipe_pose as mediapipe_pose
+
+    monkeypatch.setattr(frames, "open_video", open_fake_video)
+    monkeypatch.setattr(mediapipe_pose, "MediaPipePose", FakePose)
+    video = write_fake_video(tmp_path / "clip.mp4", [0, 50, 60, 70], size=(32, 24))
+    enc, head = encoder_and_head(tmp_path, NTU25, 3)
+    assert main(["demo", str(video), "--encoder", str(enc), "--classifier", str(head), "--out",
+                 str(tmp_path / "d.gif"), "--no-progress", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("4 frames (") and f"{NO_PERSON} 1" in out and "4 frames drawn" in out
+    with Image.open(tmp_path / "d.gif") as im:
+        assert im.n_frames == 4
