@@ -1,6 +1,8 @@
 """Speed of the way from a video to features: video -> skeleton frames per second (ffmpeg
 decoding + MediaPipe Pose, and decoding alone), and ``Embedder.encode`` clips per second for each
-registered backbone (one feature per clip, and per-frame features)::
+registered backbone (one feature per clip, and per-frame features), and the encoder's sequence
+feature on ready-made evaluation views in PyTorch and, exported with ``pcm3 export --onnx``, in
+onnxruntime (skipped without the ``onnx`` extra)::
 
     .venv/bin/python benchmarks/video_speed.py --write benchmarks/README.md      # alone on the machine
     .venv/bin/python benchmarks/video_speed.py --frames 30 --clips 16             # smoke run
@@ -23,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pcm3.config import load_config
+from pcm3.config import from_dict, load_yaml
 from pcm3.data.pose.estimator import VideoPoseOptions
 from pcm3.data.pose.frames import open_video, panned_frames, write_video
 from pcm3.data.pose.video_skeleton import estimate_video
 from pcm3.embedding import Embedder
 from pcm3.engine.config import PretrainConfig
 from pcm3.layouts import NTU25
-from pcm3.models.registry import BACKBONES
+from pcm3.models.registry import BACKBONES, known_backbones
 from pcm3.tasks.encoders import random_encoder
 
 START, END = "<!-- video-speed:start -->", "<!-- video-speed:end -->"
@@ -64,6 +66,17 @@ def video_rates(frames: int, size: tuple[int, int], repeats: int) -> dict[str, f
     return {"decode": max(decode), "pose": max(pose), "found": found}
 
 
+def config_for(config: Path, backbone: str) -> PretrainConfig:
+    """``config`` with ``model.backbone = backbone``: its block of options for that backbone if it
+    has one (else the defaults), its blocks for other backbones dropped (a config may hold only the
+    block of its own backbone)."""
+    data = load_yaml(config)
+    model = {k: v for k, v in (data.get("model") or {}).items()
+             if k not in known_backbones() or k == backbone}
+    data["model"] = {**model, "backbone": backbone}
+    return from_dict(PretrainConfig, data)
+
+
 def embed_rates(config: Path, backbones: list[str], clips: int, clip_frames: int,
                 batch: int) -> list[dict[str, float | str]]:
     """Clips per second of ``encode`` (per clip and per frame) for each backbone."""
@@ -71,7 +84,7 @@ def embed_rates(config: Path, backbones: list[str], clips: int, clip_frames: int
     x = rng.normal(size=(clips, 2, clip_frames, NTU25.num_joints, 3)).cumsum(axis=2).astype(np.float32) * 0.01
     rows = []
     for name in backbones:
-        cfg = load_config(PretrainConfig, config, [f"model.backbone={name}"])
+        cfg = config_for(config, name)
         embedder = Embedder(random_encoder(cfg, NTU25, 3, 2), batch_size=batch)
         row: dict[str, float | str] = {"backbone": name, "dim": embedder.feature_dim,
                                        "view": embedder.loaded.view_frames}
@@ -83,8 +96,43 @@ def embed_rates(config: Path, backbones: list[str], clips: int, clip_frames: int
         start = time.perf_counter()
         embedder.prepare(x)
         row["preprocess"] = clips / (time.perf_counter() - start)
+        row.update(view_rates(embedder, clips, batch))
         rows.append(row)
     return rows
+
+
+def view_rates(embedder: Embedder, clips: int, batch: int) -> dict[str, float | None]:
+    """Clips per second of the sequence feature on evaluation views ``(batch, C, view, V, M)``:
+    PyTorch, and onnxruntime on the ONNX export (None without the onnx extra)."""
+    spec = embedder.loaded.spec
+    x = torch.randn(batch, spec.in_channels, spec.view_frames, spec.layout.num_joints, spec.num_persons)
+    lengths = torch.full((batch,), spec.view_frames, dtype=torch.long)
+    calls = max(1, clips // batch)
+    with torch.no_grad():
+        embedder.module.forward_features(x, lengths)  # warm-up
+        start = time.perf_counter()
+        for _ in range(calls):
+            embedder.module.forward_features(x, lengths)
+        rates: dict[str, float | None] = {"torch_view": calls * batch / (time.perf_counter() - start),
+                                          "onnx_view": None}
+    try:
+        import onnxruntime as ort
+
+        from pcm3.models.onnx_export import export_onnx
+    except ImportError:
+        return rates
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(embedder.module, Path(tmp) / "encoder.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feeds = {"x": x.numpy(), "lengths": lengths.numpy()}
+        session.run(None, feeds)  # warm-up
+        start = time.perf_counter()
+        for _ in range(calls):
+            session.run(None, feeds)
+        rates["onnx_view"] = calls * batch / (time.perf_counter() - start)
+    return rates
 
 
 def markdown(video: dict[str, float], rows: list[dict], args: argparse.Namespace,
@@ -100,11 +148,12 @@ def markdown(video: dict[str, float], rows: list[dict], args: argparse.Namespace
              f"`Embedder.encode`, {args.clips} clips of {args.clip_frames} frames, NTU layout, 2 persons, "
              f"batch {args.batch}, sizes of `{args.config}`:", "",
              "| backbone | D | view frames | clips/s (one feature per clip) | clips/s (per frame) | "
-             "clips/s (pre-processing alone) |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "clips/s (pre-processing alone) | views/s PyTorch | views/s onnxruntime |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        onnx = "–" if r.get("onnx_view") is None else f"{r['onnx_view']:.1f}"
         lines.append(f"| {r['backbone']} | {r['dim']} | {r['view']} | {r['clip']:.1f} | {r['dense']:.1f} | "
-                     f"{r['preprocess']:.0f} |")
+                     f"{r['preprocess']:.0f} | {r['torch_view']:.1f} | {onnx} |")
     return "\n".join([*lines, "", END])
 
 

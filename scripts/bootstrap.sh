@@ -3,7 +3,8 @@
 #   1. create .venv with python3 (or $PYTHON) when absent;
 #   2. when the venv has no torch: install the CPU build of PyTorch (not a multi-GB CUDA
 #      build). Override with PCM3_TORCH="torch==X" (e.g. a CUDA build) and PCM3_TORCH_INDEX;
-#   3. install pcm3 in editable mode with its dev and video extras when pyproject.toml changed;
+#   3. install pcm3 in editable mode with its dev (onnx included) and video extras when
+#      pyproject.toml changed;
 #      where pip finds no mediapipe 0.10.14 wheel for this platform (e.g. Python >= 3.13),
 #      with the dev extras only (the video tests then skip and say why).
 set -euo pipefail

@@ -111,7 +111,7 @@ class FrameMLP(nn.Module):
         u = self.norm(x.permute(0, 4, 2, 1, 3).reshape(n * m * t, self.cv)).view(n, m, t, self.cv)
         if input_prompt is not None:
             u = u + input_prompt.reshape(-1, 1, 1, self.cv)
-        steps = -(-t // s)
+        steps = (t + s - 1) // s  # not -(-t // s): ONNX integer division truncates (models/onnx_export.py)
         u = nn.functional.pad(u, (0, 0, 0, steps * s - t)).reshape(n, m, steps, s * self.cv)
         h = torch.relu(self.embed(u)).mean(dim=1)  # (N, T', width)
         return self.mix(h.transpose(1, 2)).transpose(1, 2)
@@ -121,7 +121,7 @@ class FrameMLP(nn.Module):
         dense = self.forward_dense(x, lengths, input_prompt=input_prompt)
         if lengths is None:
             return dense.mean(dim=1)
-        valid_steps = -(-lengths.to(dense.device) // self.time_stride)
+        valid_steps = (lengths.to(dense.device) + self.time_stride - 1) // self.time_stride
         keep = (torch.arange(dense.shape[1], device=dense.device) < valid_steps[:, None]).unsqueeze(-1)
         return (dense * keep).sum(dim=1) / valid_steps[:, None].to(dense.dtype)
 

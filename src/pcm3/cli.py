@@ -23,7 +23,7 @@ from pcm3.errors import Pcm3Error, Pcm3Warning
 # each command module adds its sub-parsers with ``register(subparsers)`` and sets ``func``
 _COMMAND_MODULES = ("pcm3.commands.data", "pcm3.commands.pretrain", "pcm3.commands.quickstart",
                     "pcm3.commands.evaluate", "pcm3.commands.bench", "pcm3.commands.doctor",
-                    "pcm3.commands.embed")
+                    "pcm3.commands.embed", "pcm3.commands.demo")
 OVERRIDES = "overrides"  # the dest of a sub-command's ``key=value`` positional
 
 

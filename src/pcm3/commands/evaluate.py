@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("--save-head", type=Path, metavar="HEAD.safetensors",
+                   help="detection: write the trained frame classifier (for pcm3 demo)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="task config overrides, e.g. epochs=10")
     p.set_defaults(func=evaluate)
 
@@ -80,7 +82,12 @@ def evaluate(args: argparse.Namespace) -> int:
     from pcm3.tasks.results import result_record, write_result
 
     spec = get_task(args.task)
-    cfg = from_dict(spec.config, apply_overrides({}, args.overrides))
+    overrides = list(args.overrides)
+    if args.save_head is not None:
+        if args.task != "detection":
+            raise Pcm3Error(f"--save-head is an option of the detection task, not of {args.task!r}")
+        overrides.append(f"save_head={args.save_head}")
+    cfg = from_dict(spec.config, apply_overrides({}, overrides))
     runtime = resolve_runtime(args.device)
     device = runtime.device
     store = open_data(args.data)

@@ -17,9 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=0.01")
     p.set_defaults(func=pretrain)
 
-    p = sub.add_parser("export", help="write a checkpoint's encoder as safetensors + its config")
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="e.g. encoder.safetensors")
+    p = sub.add_parser("export", help="write a checkpoint's encoder as safetensors (or ONNX) + its config")
+    p.add_argument("checkpoint", type=Path, help="a checkpoint (.pt) or an exported encoder (.safetensors)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="e.g. encoder.safetensors (encoder.onnx with --onnx)")
+    p.add_argument("--onnx", action="store_true",
+                   help="write an ONNX graph of the sequence feature instead (needs pcm3[onnx])")
     p.set_defaults(func=export)
 
 
@@ -39,6 +42,6 @@ def pretrain(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from pcm3.tasks.encoders import export_encoder
 
-    path = export_encoder(args.checkpoint, args.out)
+    path = export_encoder(args.checkpoint, args.out, onnx=args.onnx)
     print(f"wrote {path}")
     return 0

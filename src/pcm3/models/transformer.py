@@ -125,7 +125,9 @@ class SkeletonTransformer(nn.Module):
             raise ConfigError(f"transformer: an input of {num_frames} frames is longer than max_frames = "
                               f"{limit} (the time position table); resize clips to at most {limit} frames or "
                               "build the backbone with a larger max_frames")
-        return -(-num_frames // self.time_stride)
+        # (T + u - 1) // u, not -(-T // u): an ONNX export traces this, and ONNX integer division
+        # truncates towards zero, so the negative form would round down there
+        return (num_frames + self.time_stride - 1) // self.time_stride
 
     def token_validity(self, lengths: Tensor | None, num_frames: int) -> Tensor | None:
         """``(N*M, P*V)`` bool, true for the tokens of patches that start before the clip's length

@@ -97,6 +97,7 @@ class DetectionConfig:
     test_split: str | None = None
     max_batch_frames: int = 16384  # sequence mode: padded frames per encoder call
     window_batch: int = 512  # window mode: windows per encoder call
+    save_head: str | None = None  # write the trained frame classifier here (tasks/detection_head.py)
 
     def validate(self) -> None:
         for key in ("window_frames", "window_stride", "sequence_stride", "epochs", "batch_size",
@@ -117,6 +118,10 @@ class DetectionConfig:
         if strides is not None and (not strides or min(strides) < 1):
             raise ConfigError(f"detection: train_window_strides must be a non-empty list of strides >= 1 "
                               f"(official: [3, 4, 5]) or null, got {strides}")
+        if self.save_head is not None and self.batchnorm == "train":
+            raise ConfigError("detection: save_head needs batchnorm=frozen (with batchnorm=train the "
+                              "classifier reads features of an encoder whose BatchNorm statistics were "
+                              "adapted, which no file holds)")
         if self.features != "window" and (strides is not None or self.batchnorm == "train"):
             raise ConfigError("detection: train_window_strides and batchnorm=train are options of the "
                               f"official windows and need features=window, got features={self.features}")
@@ -140,6 +145,7 @@ class DetectionOutput:
     class_names: list[str]
     test_split: str
     ignored_classes: list[int] = field(default_factory=list)
+    classifier: FrameClassifier | None = None  # the trained frame classifier
 
     def timeline(self) -> list[dict[str, Any]]:
         """Per test sequence ``{"name", "length", "truth": [(label, start, end)],
@@ -193,7 +199,9 @@ def detect(loaded: LoadedEncoder, train: UntrimmedStore, test: UntrimmedStore, c
         probs = _test_probabilities(encoder.eval(), classifier, test, loaded.stream, opts, device)
     finally:
         encoder.train(was_training)
-    return _evaluate(probs, test, cfg, unseen)
+    out = _evaluate(probs, test, cfg, unseen)
+    out.classifier = classifier.cpu()
+    return out
 
 
 @torch.no_grad()
@@ -238,13 +246,19 @@ def run_detection(ctx: TaskContext, cfg: DetectionConfig) -> DetectionOutput:
     on the splits :func:`~pcm3.tasks.features.split_pair` picks (the same defaults as every task).
 
     Writes ``detection_predictions.json`` (one row per predicted segment) into ``ctx.out_dir``
-    when it is set.
+    when it is set, and the trained frame classifier to ``cfg.save_head`` when that is set
+    (:mod:`pcm3.tasks.detection_head`).
     """
     check_sequence_mode(ctx.encoder.encoder, cfg.feature_options())  # before any work
     train, test = split_pair(open_untrimmed(ctx.store_path), cfg.train_split, cfg.test_split)
     out = detect(ctx.encoder, train, test, cfg, ctx.seed, ctx.device)
     if ctx.out_dir is not None:
         write_predictions(Path(ctx.out_dir) / "detection_predictions.json", out)
+    if cfg.save_head is not None and out.classifier is not None:
+        from pcm3.tasks.detection_head import save_detection_head
+
+        save_detection_head(cfg.save_head, out.classifier, list(test.class_names), cfg.feature_options(),
+                            cfg.smoothing, cfg.activity_threshold, ctx.encoder.spec, ctx.encoder.source)
     return out
 
 

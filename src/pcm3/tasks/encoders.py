@@ -97,13 +97,21 @@ def load_encoder(path: str | Path) -> LoadedEncoder:
     return _from_pcm3_checkpoint(path)[0]
 
 
-def export_encoder(source: str | Path, out: str | Path) -> Path:
-    """Write the encoder of a checkpoint (or of another export) to ``out`` as safetensors: the
-    backbone's weights, its input prompt and spec, with the pre-training config, data
-    fingerprint and step as provenance."""
+def export_encoder(source: str | Path, out: str | Path, onnx: bool = False) -> Path:
+    """Write the encoder of a checkpoint (or of another export) to ``out``: as safetensors (the
+    default: the backbone's weights, its input prompt and spec) or, with ``onnx``, as an ONNX
+    graph of its sequence feature (:mod:`pcm3.models.onnx_export`); both carry the pre-training
+    config, data fingerprint and step as provenance."""
     source = Path(source)
+    if not onnx and Path(out).suffix == ".onnx":
+        raise Pcm3Error(f"{out}: an .onnx file name, but the export is safetensors unless asked "
+                        "for ONNX (pcm3 export --onnx)")
     if source.suffix == ".safetensors" or not source.exists():
         enc, provenance = load_encoder(source), {}
     else:
         enc, provenance = _from_pcm3_checkpoint(source)
+    if onnx:
+        from pcm3.models.onnx_export import export_onnx
+
+        return export_onnx(enc.encoder, out, {"pcm3_config": enc.config, **provenance})
     return save_encoder(enc.encoder, out, {"pcm3_config": enc.config, **provenance})

@@ -18,13 +18,16 @@ from pcm3.layouts import get_layout
 class VideoSkeleton:
     """``x`` ``(C, T, V)`` float32 for all T frames of the video (zero where missing); ``person``
     ``(T,)`` bool: a person was found in the frame with at least one joint visible enough;
-    ``fps``; the ``estimator``'s name; its ``layout``."""
+    ``fps``; the ``estimator``'s name; its ``layout``; ``image`` ``(2, T, V)`` the same joints in
+    frame-normalised image coordinates (x / W, y / H, origin top-left), zero where missing, for
+    drawing on the frames."""
 
     x: np.ndarray
     person: np.ndarray
     fps: float
     estimator: str
     layout: str
+    image: np.ndarray | None = None
 
     def person_span(self) -> tuple[int, int]:
         """``(start, stop)``: the frames from the first to the last one with a person."""
@@ -61,6 +64,13 @@ def pose_coordinates(pose: FramePose, coords: str, size: tuple[int, int], min_vi
     return np.where(visibility[:, None] >= min_visibility, values, np.float32(0)).T
 
 
+def frame_image_points(pose: FramePose, min_visibility: float, joints: int, path: Path,
+                       frame: int) -> np.ndarray:
+    """``(2, V)`` frame-normalised image coordinates of ``pose`` (x / W, y / H), low-visibility
+    joints zero."""
+    return pose_coordinates(pose, "image", (1, 1), min_visibility, joints, path, frame)
+
+
 def estimate_video(path: str | Path, options: VideoPoseOptions, position: int = 1) -> VideoSkeleton:
     """Run one fresh pose estimator over every frame of the video at ``path``.
 
@@ -84,6 +94,8 @@ def estimate_video(path: str | Path, options: VideoPoseOptions, position: int = 
     joints = get_layout(estimator.layout).num_joints
     channels = 3 if options.coords == "world" else 2
     columns: list[np.ndarray] = []
+    image_columns: list[np.ndarray] = []
+    empty_image = np.zeros((2, joints), dtype=np.float32)
     found: list[bool] = []
     empty = np.zeros((channels, joints), dtype=np.float32)
     try:
@@ -94,6 +106,8 @@ def estimate_video(path: str | Path, options: VideoPoseOptions, position: int = 
                 column = empty if pose is None else pose_coordinates(
                     pose, options.coords, video.size, options.min_visibility, joints, path, t)
                 columns.append(column)
+                image_columns.append(empty_image if pose is None else frame_image_points(
+                    pose, options.min_visibility, joints, path, t))
                 found.append(bool(column.any()))  # a person with at least one joint kept
                 bar.update()
     finally:
@@ -103,4 +117,5 @@ def estimate_video(path: str | Path, options: VideoPoseOptions, position: int = 
     if not any(found):
         raise DataError(f"no person found in any of its {len(columns)} frames", path=path)
     x = np.stack(columns, axis=1)  # (C, T, V)
-    return VideoSkeleton(x, np.array(found), video.fps, estimator.name, estimator.layout)
+    return VideoSkeleton(x, np.array(found), video.fps, estimator.name, estimator.layout,
+                         np.stack(image_columns, axis=1))
