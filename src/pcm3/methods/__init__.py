@@ -9,10 +9,12 @@ from __future__ import annotations
 from pcm3.engine.config import PretrainConfig
 from pcm3.layouts import Layout
 from pcm3.methods.base import Method, MomentumContrastMethod, MomentumMethod, encoder_spec
+from pcm3.methods.mamp import MAMP
 from pcm3.methods.pcm3 import PCM3
 from pcm3.methods.pcm3_options import PCM3Options, PCM3PlusPlusOptions
 from pcm3.methods.pcm3pp import PCM3PlusPlus
 from pcm3.methods.registry import METHODS, get_method, known_methods, register_method
+from pcm3.methods.skeletonclr import SkeletonCLR
 from pcm3.models.encoder import PromptedEncoder
 
 register_method("pcm3", options=PCM3Options, default_backbone="bigru")(PCM3)
@@ -26,5 +28,5 @@ def build_method(cfg: PretrainConfig, layout: Layout, in_channels: int, num_pers
     return entry.cls(cfg, layout, in_channels, num_persons)
 
 
-__all__ = ["METHODS", "Method", "MomentumContrastMethod", "MomentumMethod", "PromptedEncoder", "build_method",
-           "encoder_spec", "known_methods"]
+__all__ = ["MAMP", "METHODS", "Method", "MomentumContrastMethod", "MomentumMethod", "PromptedEncoder", "build_method",
+           "SkeletonCLR", "encoder_spec", "known_methods"]

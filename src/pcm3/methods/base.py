@@ -131,7 +131,8 @@ class MomentumMethod(Method):
 
 class MomentumContrastMethod(MomentumMethod):
     """MoCo: encoder + projector ``(N, D) -> (N, embed_dim)``, their EMA copies (keys) and a
-    queue of ``queue_size`` past keys (defaults: ``cfg.model`` widths, ``cfg.moco``)."""
+    queue of ``queue_size`` past keys (defaults: ``cfg.model`` widths, ``cfg.moco``;
+    ``projector_hidden=0``: the encoder's feature width)."""
 
     def __init__(self, cfg: PretrainConfig, layout: Layout, in_channels: int, num_persons: int, *,
                  queue_size: int | None = None, embed_dim: int | None = None,
@@ -140,7 +141,7 @@ class MomentumContrastMethod(MomentumMethod):
         super().__init__(cfg, layout, in_channels, num_persons, momentum, schedule)
         m = cfg.model
         self.embed_dim = m.embed_dim if embed_dim is None else embed_dim
-        hidden = m.projector_hidden if projector_hidden is None else projector_hidden
+        hidden = m.projector_hidden if projector_hidden is None else projector_hidden or self.feature_dim
         self.projector = Projector(self.feature_dim, hidden, self.embed_dim)
         self.key_encoder = freeze(copy.deepcopy(self.encoder))
         self.key_projector = freeze(copy.deepcopy(self.projector))
