@@ -28,7 +28,8 @@ def rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
     return rz @ ry @ rx
 
 
-def random_rotation(x: torch.Tensor, generator: torch.Generator | None, max_angle: float = 0.3) -> torch.Tensor:
+def random_rotation(x: torch.Tensor, generator: torch.Generator | None, max_angle: float = 0.3
+                    ) -> torch.Tensor:
     """Rotate each sample of ``(N, 3, T, V, M)`` by random angles in ``(-max_angle, max_angle)``."""
     n, c, _, _, _ = check_skeleton(x, "random_rotation")
     if c != 3:

@@ -28,5 +28,15 @@ def build_method(cfg: PretrainConfig, layout: Layout, in_channels: int, num_pers
     return entry.cls(cfg, layout, in_channels, num_persons)
 
 
-__all__ = ["MAMP", "METHODS", "Method", "MomentumContrastMethod", "MomentumMethod", "PromptedEncoder", "build_method",
-           "SkeletonCLR", "encoder_spec", "known_methods"]
+__all__ = [
+    "MAMP",
+    "METHODS",
+    "Method",
+    "MomentumContrastMethod",
+    "MomentumMethod",
+    "PromptedEncoder",
+    "SkeletonCLR",
+    "build_method",
+    "encoder_spec",
+    "known_methods",
+]
