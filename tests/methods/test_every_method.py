@@ -47,7 +47,8 @@ def test_steps_train_every_encoder_weight_and_resume_exactly(method, tiny_store_
     full.fit()
     assert len(seen) == 3 and all("loss" in v and all(map(math.isfinite, v.values())) for v in seen)
     for name, param in full.method.online_encoder.named_parameters():
-        assert param.grad is not None and torch.isfinite(param.grad).all() and param.grad.abs().sum() > 0, name
+        grad = param.grad
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 
     def crash(step, _values):
         if step == 2:
