@@ -13,7 +13,7 @@ from pcm3.methods.registry import get_method, known_methods
 
 def test_every_builtin_method_is_registered():
     assert {"pcm3", "pcm3pp", "skeletonclr", "mamp"} <= set(known_methods())
-    with pytest.raises(ConfigError, match="unknown method 'nope'; methods: .*skeletonclr"):
+    with pytest.raises(ConfigError, match=r"unknown method 'nope'; methods: .*skeletonclr"):
         load_config(PretrainConfig, None, ["method=nope"])
 
 
@@ -33,9 +33,9 @@ def test_unknown_options_and_other_blocks_are_refused():
         load_config(PretrainConfig, None, ["method=skeletonclr", "skeletonclr.queue=1"])
     with pytest.raises(ConfigError, match="mamp: options of method 'mamp', but method is 'skeletonclr'"):
         load_config(PretrainConfig, None, ["method=skeletonclr", "mamp.mask_ratio=0.5"])
-    with pytest.raises(ConfigError, match="skeletonclr.temperature: expected a number"):
+    with pytest.raises(ConfigError, match=r"skeletonclr\.temperature: expected a number"):
         load_config(PretrainConfig, None, ["method=skeletonclr", "skeletonclr.temperature=warm"])
-    with pytest.raises(ConfigError, match="mamp.mask_ratio must be in"):
+    with pytest.raises(ConfigError, match=r"mamp\.mask_ratio must be in"):
         load_config(PretrainConfig, None, ["method=mamp", "mamp.mask_ratio=1.0"])
 
 
@@ -48,6 +48,6 @@ def test_default_backbone_is_the_methods_unless_stated():
 
 
 def test_a_backbone_without_token_masking_is_refused_for_mamp():
-    with pytest.raises(ConfigError, match="method 'mamp' cannot use backbone 'stgcn' .*forward_tokens.*"
+    with pytest.raises(ConfigError, match=r"method .mamp. cannot use backbone 'stgcn' .*forward_tokens.*"
                                           "supports: transformer"):
         load_config(PretrainConfig, None, ["method=mamp", "model.backbone=stgcn"])
