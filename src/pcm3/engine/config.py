@@ -136,6 +136,9 @@ class OptimConfig:
     gamma: float = 0.1
     warmup_epochs: float = 0.0
     clip_grad_norm: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's (MAMP: 0.9, 0.95)
+    min_lr: float = 0.0  # the cosine schedule's floor (MAMP: 5e-4)
+    decay_all: bool = True  # false: no weight decay on biases and 1-D weights (norms), as MAE / MAMP
 
 
 @dataclass
