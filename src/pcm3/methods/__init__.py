@@ -9,6 +9,7 @@ from __future__ import annotations
 from pcm3.engine.config import PretrainConfig
 from pcm3.layouts import Layout
 from pcm3.methods.base import Method, MomentumContrastMethod, MomentumMethod, encoder_spec
+from pcm3.methods.cmd import CMD
 from pcm3.methods.mamp import MAMP
 from pcm3.methods.pcm3 import PCM3
 from pcm3.methods.pcm3_options import PCM3Options, PCM3PlusPlusOptions
@@ -29,6 +30,7 @@ def build_method(cfg: PretrainConfig, layout: Layout, in_channels: int, num_pers
 
 
 __all__ = [
+    "CMD",
     "MAMP",
     "METHODS",
     "Method",
