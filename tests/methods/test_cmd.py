@@ -19,8 +19,8 @@ from .every_method import tiny_method
 
 
 def _unit(*shape, seed):
-    return F.normalize(torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)),
-                       dim=1)
+    g = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(*shape, dtype=torch.float64, generator=g), dim=1)
 
 
 def _dot(a, b):
