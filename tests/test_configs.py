@@ -41,7 +41,7 @@ def _precisions(path: Path) -> dict[str, tuple[str, str]]:
     from pcm3.tasks.bench import BenchConfig, pretrain_config, task_configs
 
     data = yaml.safe_load(path.read_text())
-    if path.stem.startswith("pcm3_"):
+    if "method" in data:  # a pre-training config (bench configs have no method key)
         return {"precision": (load_config(PretrainConfig, path).precision, data.get("precision", "auto"))}
     bench = from_dict(BenchConfig, data)
     stated = (bench.pretrain.overrides or {}).get("precision")

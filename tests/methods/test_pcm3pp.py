@@ -28,7 +28,7 @@ def _batch(n=8, t=24):
 
 
 def test_methods_table_has_both_and_pcm3pp_is_a_pcm3():
-    assert METHODS["pcm3pp"] is PCM3PlusPlus and issubclass(PCM3PlusPlus, PCM3)
+    assert METHODS["pcm3pp"].cls is PCM3PlusPlus and issubclass(PCM3PlusPlus, PCM3)
 
 
 def test_draw_clips_lengths_and_starts_stay_inside_the_view():

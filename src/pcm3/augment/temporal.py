@@ -135,3 +135,30 @@ def centre_crop_resize(
     n, _, t, _, _ = check_skeleton(x, "centre_crop_resize")
     lengths = check_lengths(lengths, n, t, x.device, "centre_crop_resize")
     return crop_resize(x, centre_crop(lengths, ratio), out_len)
+
+
+def padded_crop_sources(t: int, start: torch.Tensor, padding: int) -> torch.Tensor:
+    """``(N, t)`` long: the frame of a ``t``-frame clip each output frame reads when the clip is
+    padded with ``padding`` mirrored frames on each side (frames ``padding-1 .. 0`` before,
+    ``t-1 .. t-padding`` after, the edge frame repeated) and frames ``start .. start + t - 1`` of
+    the padded sequence are kept. ``start (N,)`` in ``0 .. 2 * padding``."""
+    j = start.long().unsqueeze(1) + torch.arange(t, device=start.device)  # position in the padded clip
+    inside = j - padding
+    before = padding - 1 - j
+    after = 2 * t + padding - 1 - j  # j = t + padding + i reads frame t - 1 - i
+    return torch.where(j < padding, before, torch.where(j >= t + padding, after, inside))
+
+
+def padded_temporal_crop(x: torch.Tensor, generator: torch.Generator | None, padding_ratio: int = 6
+                         ) -> torch.Tensor:
+    """SkeletonCLR's temporal crop of fixed-length clips ``(N, C, T, V, M)``: mirror-pad
+    ``T // padding_ratio`` frames on each side and keep ``T`` frames from a random start in
+    ``0 .. 2 * padding`` (one per sample). Shape unchanged."""
+    n, c, t, v, m = check_skeleton(x, "padded_temporal_crop")
+    if padding_ratio < 1:
+        raise ConfigError(f"padded_temporal_crop: padding_ratio must be >= 1, got {padding_ratio}")
+    padding = min(t // padding_ratio, t)
+    start = uniform_int(torch.zeros(n, dtype=torch.long, device=x.device),
+                        torch.full((n,), 2 * padding, dtype=torch.long, device=x.device), generator)
+    index = padded_crop_sources(t, start, padding).view(n, 1, t, 1, 1).expand(n, c, t, v, m)
+    return x.gather(2, index)

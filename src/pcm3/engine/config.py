@@ -136,11 +136,21 @@ class OptimConfig:
     gamma: float = 0.1
     warmup_epochs: float = 0.0
     clip_grad_norm: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's (MAMP: 0.9, 0.95)
+    min_lr: float = 0.0  # the cosine schedule's floor (MAMP: 5e-4)
+    decay_all: bool = True  # false: no weight decay on biases and 1-D weights (norms), as MAE / MAMP
 
 
 @dataclass
 class PretrainConfig:
+    """The whole pre-training run. ``method`` names a registered method; its own options sit in a
+    top-level block named after it (``method: skeletonclr`` + ``skeletonclr: {queue_size: 32768}``,
+    ``skeletonclr.queue_size=32768``), typed and validated by the method's options class and held
+    in ``method_options``. Without ``model.backbone`` the method's default backbone is used.
+    """
+
     method: str = "pcm3"
+    method_options: Any = None  # the method's options dataclass; None = its defaults
     stage: Literal["pretrain", "post_distill"] = "pretrain"  # post_distill: PCM3++ KL-only refinement
     init: str | None = None  # checkpoint whose model weights start a fresh run (post-distillation)
     data: str | list[str] = "synthetic"  # store path or catalog name; a list: their union (data/union.py)
@@ -172,7 +182,49 @@ class PretrainConfig:
     clip: ClipConfig = field(default_factory=ClipConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
+    def __post_init__(self) -> None:
+        from pcm3.methods.registry import method_options
+
+        self.method_options = method_options(self.method, self.method_options)
+
+    @classmethod
+    def from_config_mapping(cls, data: dict[str, Any], prefix: str = "") -> PretrainConfig:
+        """Read a run config (see the class docstring); a block of another method than ``method``
+        is refused, an unknown key is refused naming the allowed ones."""
+        from pcm3.methods.registry import get_method, known_methods, method_options
+
+        name = data.get("method", "pcm3")
+        if not isinstance(name, str):
+            raise ConfigError(f"method: expected a method name, got {name!r}")
+        entry = get_method(name)
+        others = [k for k in data if k != name and k in known_methods()]
+        if others:
+            raise ConfigError(f"{others[0]}: options of method {others[0]!r}, but method is {name!r}; only a "
+                              f"{name} block is allowed")
+        allowed = [f.name for f in dataclasses.fields(cls) if f.name != "method_options"] + [name]
+        unknown = [k for k in data if k not in allowed]
+        if unknown:
+            raise ConfigError(f"unknown config key {unknown[0]!r}; allowed keys: {', '.join(allowed)}")
+        options = method_options(name, data.get(name), where=name)
+        model = data.get("model")
+        if (isinstance(model, dict) and "backbone" not in model) or model is None:
+            model = {**(model or {}), "backbone": entry.default_backbone}
+        rest = {k: v for k, v in data.items() if k not in (name, "model")}
+        return dataclass_from_mapping(cls, {**rest, "model": model, "method_options": options}, prefix)
+
+    def to_config_mapping(self) -> dict[str, Any]:
+        """The YAML form: the method's options under its name, right after ``method``."""
+        from pcm3.models.registry import options_dict
+
+        out: dict[str, Any] = {"method": self.method, self.method: options_dict(self.method_options)}
+        out.update({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                    if f.name not in ("method", "method_options")})
+        return out
+
     def validate(self) -> None:
+        from pcm3.methods.registry import get_method
+
+        get_method(self.method).check_backbone(self.model.backbone)
         positive = {"epochs": self.epochs, "batch_size": self.batch_size,
                     "moco.queue_size": self.moco.queue_size,
                     "augment.view_frames": self.augment.view_frames}

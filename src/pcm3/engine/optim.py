@@ -11,11 +11,16 @@ from pcm3.engine.config import OptimConfig
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    """SGD (momentum) or AdamW; weight decay on every parameter, as the official code does."""
+    """SGD (momentum) or AdamW (``cfg.betas``); weight decay on every parameter, as the official
+    PCM3 code does, or (``decay_all: false``) not on biases and 1-D weights, as MAE / MAMP do."""
     params = [p for p in params if p.requires_grad]
+    groups: list[dict] = [{"params": params}]
+    if not cfg.decay_all:
+        groups = [{"params": [p for p in params if p.ndim > 1]},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
 
 
 def lr_at(step: int, steps_per_epoch: int, total_steps: int, cfg: OptimConfig) -> float:
@@ -29,7 +34,7 @@ def lr_at(step: int, steps_per_epoch: int, total_steps: int, cfg: OptimConfig) -
     if cfg.schedule == "cosine":
         span = max(total_steps - warmup_steps, 1)
         progress = min(max(step - warmup_steps, 0) / span, 1.0)
-        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
     return cfg.lr
 
 

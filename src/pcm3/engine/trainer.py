@@ -33,6 +33,7 @@ from pcm3.engine.precision import autocast, grad_scaler, precision_on
 from pcm3.engine.prefetch import prefetched
 from pcm3.engine.time_budget import PROBE_STEPS, WARMUP_STEPS, BudgetDecision, epochs_within_budget
 from pcm3.errors import Pcm3Error
+from pcm3.methods.base import Method
 from pcm3.methods.checkpoints import checkpoint_spec, migrate_legacy_state
 
 
@@ -50,6 +51,10 @@ def step_generator(seed: int, step: int, rank: int, device: torch.device) -> tor
 class Trainer:
     """Runs ``method`` on ``store`` as configured; writes everything into ``run_dir``.
 
+    The trainer uses only the contract of :class:`pcm3.methods.base.Method`: ``before_step``,
+    ``forward`` (named losses, ``"loss"`` the total), ``after_step``, ``has_unused_parameters``,
+    ``encoder_spec`` and ``feature_encoder``.
+
     ``on_step(step, losses)`` is an optional hook called after each optimiser step (tests use
     it to interrupt a run).
     """
@@ -57,7 +62,7 @@ class Trainer:
     def __init__(
         self,
         cfg: PretrainConfig,
-        method: torch.nn.Module,
+        method: Method,
         store: SkeletonStore,
         run_dir: Path,
         device: torch.device,
@@ -95,7 +100,7 @@ class Trainer:
         if world_size > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 method, device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=getattr(method, "has_unused_parameters", True),
+                find_unused_parameters=method.has_unused_parameters,
             )
         if cfg.compile:
             self.model = torch.compile(self.model)  # type: ignore[assignment]
@@ -201,9 +206,7 @@ class Trainer:
     def _train_step(self, x: torch.Tensor, lengths: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
         set_lr(self.optimizer, lr_at(self.step, self.steps_per_epoch, self.total_steps, cfg.optim))
-        progress = getattr(self.method, "set_progress", None)
-        if callable(progress):
-            progress(self.step, self.total_steps)
+        self.method.before_step(self.step, self.total_steps)
         generator = step_generator(cfg.seed, self.step, self.rank, self.device)
         with autocast(self.device, self.precision):
             losses = self.model(x, lengths, generator)
@@ -224,6 +227,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
+        self.method.after_step(self.step)
         return values
 
     def _apply_budget(self, decision: BudgetDecision) -> None:

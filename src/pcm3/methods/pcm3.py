@@ -144,7 +144,7 @@ class PCM3(MomentumContrastMethod):
         return views
 
     # ------------------------------------------------------------------ objective
-    def forward(self, x: Tensor, lengths: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
+    def training_losses(self, x: Tensor, lengths: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         """Named losses for one batch (``"loss"`` = the weighted total)."""
         w = self.cfg.loss
         n = x.shape[0]
