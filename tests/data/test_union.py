@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from pcm3.data.batches import ClipBatches
 
 from pcm3.cli import main
 from pcm3.config import from_dict
 from pcm3.data import Converted, Sample, open_store, write_store
+from pcm3.data.batches import ClipBatches
 from pcm3.data.union import StoreUnion, UnionRows, pretraining_views
 from pcm3.engine.checkpoint import load_checkpoint
 from pcm3.engine.config import PretrainConfig

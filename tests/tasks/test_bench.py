@@ -20,7 +20,7 @@ from pcm3.errors import ConfigError, Pcm3Error
 from pcm3.tasks import bench
 from pcm3.tasks.base import TASKS, register_task
 from pcm3.tasks.bench import BenchConfig, _dotted, pretrain_config, run_bench, task_configs
-from pcm3.tasks.bench_table import ROW_KEYS, markdown_table, read_csv_rows
+from pcm3.tasks.bench_table import ROW_KEYS, data_notes, markdown_table, read_csv_rows
 
 from ..conftest import TINY_MODEL, make_tiny_converted
 
@@ -204,6 +204,39 @@ def test_markdown_table_hand_written():
         "|           | top5    | 90.0 |    - |                      |\n"
         "| detection | map@0.5 | 12.0 |    - |             31.0 / - |\n"
     )
+
+
+def test_overlap_marks_and_held_out_classes_in_the_table():
+    keys = ("encoder", "task", "metric", "value", "seconds", "pretraining_overlap", "held_out_classes")
+    rows = [dict(zip(keys, values, strict=True), split="s", seed=0) for values in [
+        ("pcm3", "knn", "top1", 61.25, 2.0, "3 samples (allowed)", "jump; wave"),
+        ("raw", "knn", "top1", 30.04, 0.5, "n/a: not pre-trained", ""),
+        ("official", "knn", "top1", 70.0, 0.5, "unchecked: no record", ""),
+    ]]
+    assert markdown_table(rows).splitlines()[2].startswith("| knn  | top1   | 61.2! | 30.0 |     70.0 |")
+    assert data_notes(rows) == (
+        "! = the evaluated samples overlap the encoder's pre-training samples (allow_overlap): "
+        "pcm3/knn (3 samples (allowed)); the pcm3 encoder of knn was pre-trained without classes jump; wave; "
+        "not checked for overlap with pre-training data (no record): official")
+    assert data_notes(rows[1:2]) == ""
+
+
+def test_an_overlapping_test_split_is_refused_before_anything_runs_or_labelled(bench_run, tmp_path):
+    tasks = {"_score": {"train_split": "xsub/val", "test_split": "xsub/train"}}  # pre-training's split
+    cfg = bench_config(bench_run["store"], pretrain=None, encoder=str(bench_run["checkpoint"]), tasks=tasks)
+    CALLS.clear()
+    with pytest.raises(Pcm3Error, match=r"_score with encoder .*last.pt: split 'xsub/train' of .* shares 16 "
+                                        r"samples .*\(e.g. 'clip000', 'clip001'"):
+        run_bench(cfg, tmp_path / "out", log=lambda s: None)
+    assert CALLS == []
+    cfg.allow_overlap = True
+    rows = run_bench(replace(cfg, pictures=False), tmp_path / "out", log=lambda s: None)
+    assert {(r["encoder"], r["pretraining_overlap"]) for r in rows} == {
+        ("pcm3", "16 samples (allowed)"), ("random-init", "n/a: not pre-trained"),
+        ("raw", "n/a: not pre-trained")}
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == rows
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "50.0!" in table and "pcm3/_score (16 samples (allowed))" in table
 
 
 def test_bad_task_key_fails_before_anything_runs(bench_run, fake_tasks, tmp_path):

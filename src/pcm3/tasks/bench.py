@@ -6,7 +6,9 @@ Output folder::
 
     pretrain/                  the pre-training run (resumed when it exists)
     tasks/<encoder>/<task>.json  one finished task: metrics + provenance (reused when the task
-                               config, seed, data and encoder weights are the same)
+                               config, seed, data and encoder weights are the same), and
+                               whether its test data overlaps the encoder's pre-training data
+                               (refused unless ``allow_overlap``; :mod:`pcm3.tasks.leakage`)
     tasks/<encoder>/<task>/    what the task wrote (pictures, caches, detection predictions)
     results.json / .csv / .md  the rows (see :mod:`pcm3.tasks.bench_table`)
     provenance.json            config, code version, data fingerprints, per-task configs
@@ -27,6 +29,7 @@ import torch
 import yaml
 
 from pcm3.config import from_dict, load_config, to_dict
+from pcm3.data.sample_record import held_out_classes
 from pcm3.errors import ConfigError, Pcm3Error
 from pcm3.models.legacy import migrate_config
 from pcm3.tasks.base import (
@@ -37,8 +40,9 @@ from pcm3.tasks.base import (
     raw_encoder,
     store_input_shape,
 )
-from pcm3.tasks.bench_table import numbers_note, task_rows, write_tables
+from pcm3.tasks.bench_table import data_notes, numbers_note, task_rows, write_tables
 from pcm3.tasks.encoders import LoadedEncoder, load_encoder, random_encoder_from_spec
+from pcm3.tasks.leakage import LeakageCheck, check_leakage
 from pcm3.tasks.results import code_version, result_record, write_result
 
 UNTRIMMED_TASKS = frozenset({"detection"})  # tasks that read the untrimmed store
@@ -70,6 +74,7 @@ class BenchConfig:
     tasks: dict[str, dict[str, Any] | None] = field(
         default_factory=lambda: {"knn": {}, "linear": {}, "occlusion": {}, "detection": {}})
     pictures: bool = True
+    allow_overlap: bool = False  # run tasks whose test data overlaps pre-training (labelled)
 
     def validate(self) -> None:
         if self.pretrain is None and self.encoder is None:
@@ -257,8 +262,10 @@ class _Stores:
 
 
 def run_task(task: str, task_cfg: Any, encoder_name: str, encoder: LoadedEncoder, stores: _Stores,
-             cfg: BenchConfig, out_dir: Path, device: torch.device) -> tuple[dict[str, Any], bool]:
-    """``(record, cached)``: one task on one encoder, or its stored result when still valid."""
+             cfg: BenchConfig, out_dir: Path, device: torch.device,
+             leakage: LeakageCheck) -> tuple[dict[str, Any], bool]:
+    """``(record, cached)``: one task on one encoder, or its stored result when still valid;
+    ``leakage``: the task's check against the encoder's pre-training data (recorded)."""
     store_path, store = stores.for_task(task)
     fingerprint = encoder_fingerprint(encoder)
     record_key = {"task": task, "encoder": encoder_name, "config": _plain(to_dict(task_cfg)),
@@ -266,6 +273,7 @@ def run_task(task: str, task_cfg: Any, encoder_name: str, encoder: LoadedEncoder
     path = out_dir / "tasks" / encoder_name / f"{task}.json"
     record = _cached_record(path, record_key)
     if record is not None:
+        record.update(pretraining_overlap=leakage.label, overlap_examples=leakage.examples)
         return record, True
     task_dir = out_dir / "tasks" / encoder_name / task
     task_dir.mkdir(parents=True, exist_ok=True)
@@ -281,7 +289,8 @@ def run_task(task: str, task_cfg: Any, encoder_name: str, encoder: LoadedEncoder
     record = result_record(task, metrics, config=record_key["config"], seed=cfg.seed, encoder=encoder_name,
                            data_fingerprint=store.fingerprint, seconds=seconds)
     record.update(encoder_fingerprint=fingerprint, encoder_source=encoder.source,
-                  split=evaluated_split(task_cfg, store))
+                  split=evaluated_split(task_cfg, store), pretraining_overlap=leakage.label,
+                  overlap_examples=leakage.examples, held_out_classes=held_out_classes(encoder.pretraining))
     write_result(path, record)
     return record, False
 
@@ -304,20 +313,26 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[d
     name = str(pretrained.config.get("method") or "pretrained")
     c, m = store_input_shape(stores.trimmed)
     encoders = {name: pretrained, **reference_encoders(cfg, pretrained, c, m)}
+    leakage = {(task, name): check_leakage(encoder, task, task_cfg, stores.for_task(task)[1],
+                                           cfg.allow_overlap)  # every check before any task runs
+               for task, task_cfg in configs.items() for name, encoder in encoders.items()}
     rows: list[dict[str, Any]] = []
     cached: list[str] = []
     for task, task_cfg in configs.items():
         for encoder_name, encoder in encoders.items():
-            record, was_cached = run_task(task, task_cfg, encoder_name, encoder, stores, cfg, out_dir, device)
+            record, was_cached = run_task(task, task_cfg, encoder_name, encoder, stores, cfg, out_dir, device,
+                                          leakage[task, encoder_name])
             new = task_rows(encoder_name, task, record["metrics"], record.get("split", "-"), cfg.seed,
-                            record["seconds"])
+                            record["seconds"], record["pretraining_overlap"],
+                            held_out_classes(encoder.pretraining))
             rows += new
             cached += [f"{encoder_name}/{task}"] if was_cached else []
             shown = ", ".join(f"{r['metric']} {r['value']:.1f}" for r in new[:4])
             log(f"[bench] {task:<10} {encoder_name:<12} {shown}  ({record['seconds']:.1f} s"
                 f"{', cached' if was_cached else ''})")
     caption = (f"Seed {cfg.seed}; data {stores.trimmed.path} ({stores.trimmed.fingerprint}); values in "
-               f"percent where the metric is an accuracy or mAP; {numbers_note(rows)}.")
+               f"percent where the metric is an accuracy or mAP; {numbers_note(rows)}"
+               + "".join(f"; {note}" for note in [data_notes(rows)] if note) + ".")
     write_tables(out_dir, rows, caption)
     provenance = {
         "config": to_dict(cfg), "code_version": code_version(), "device": str(device),
