@@ -38,7 +38,8 @@ def _precisions(path: Path) -> dict[str, tuple[str, str]]:
     import yaml
 
     from pcm3.config import from_dict
-    from pcm3.tasks.bench import BenchConfig, pretrain_config, task_configs
+    from pcm3.tasks.bench import BenchConfig, task_configs
+    from pcm3.tasks.bench_pretraining import pretrain_config
 
     data = yaml.safe_load(path.read_text())
     if path.stem.startswith("pcm3_"):
@@ -69,3 +70,17 @@ def test_no_shipped_config_forces_a_precision(path, monkeypatch):
     """Shipped configs run on any machine: a forced bf16 is 11-41x slower on an AVX2-only CPU."""
     monkeypatch.chdir(path.parents[1])
     assert {resolved for resolved, _ in _precisions(path).values()} == {"auto"}
+
+
+def test_fewshot_preset_is_the_survey_setup():
+    from pcm3.tasks.bench import BenchConfig, task_configs
+    from pcm3.tasks.bench_pretraining import pretrain_config
+
+    cfg = load_config(BenchConfig, CONFIGS[0].parent / "bench_fewshot_ntu60_to_ntu120.yaml")
+    fewshot = task_configs(cfg)["fewshot"]
+    footnote = [60, 61, 66, 69, 72, 78, 79, 80, 84, 90, 91, 95, 96, 98, 99, 100, 102, 106, 108, 111, 113, 114,
+                115]
+    assert fewshot.novel_classes == footnote and (fewshot.ways, fewshot.shots) == (5, [1, 5])
+    assert (fewshot.data, fewshot.train_split, fewshot.test_split) == ("data/ntu120", "xset/train",
+                                                                       "xset/val")
+    assert pretrain_config(cfg).data == "data/ntu60" and list(cfg.tasks) == ["fewshot"]

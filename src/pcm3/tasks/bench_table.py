@@ -58,7 +58,7 @@ def data_notes(rows: Sequence[dict[str, Any]]) -> str:
             held.setdefault((r["encoder"], r["held_out_classes"]), []).append(r["task"])
     for (encoder, classes), tasks in held.items():
         notes.append(f"the {encoder} encoder of {', '.join(_order(tasks))} was pre-trained without classes "
-                     f"{classes}")
+                     f"[{classes}]")
     unchecked = _order(r["encoder"] for r in rows
                        if str(r.get("pretraining_overlap", "")).startswith("unchecked"))
     if unchecked:
