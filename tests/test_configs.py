@@ -42,7 +42,7 @@ def _precisions(path: Path) -> dict[str, tuple[str, str]]:
     from pcm3.tasks.bench_pretraining import pretrain_config
 
     data = yaml.safe_load(path.read_text())
-    if path.stem.startswith("pcm3_"):
+    if path.stem.startswith(("pcm3_", "pcm3pp_")):
         return {"precision": (load_config(PretrainConfig, path).precision, data.get("precision", "auto"))}
     bench = from_dict(BenchConfig, data)
     stated = (bench.pretrain.overrides or {}).get("precision")
@@ -70,6 +70,18 @@ def test_no_shipped_config_forces_a_precision(path, monkeypatch):
     """Shipped configs run on any machine: a forced bf16 is 11-41x slower on an AVX2-only CPU."""
     monkeypatch.chdir(path.parents[1])
     assert {resolved for resolved, _ in _precisions(path).values()} == {"auto"}
+
+
+def test_post_distillation_preset_is_eq_10_at_the_paper_scale():
+    path = CONFIGS[0].parent / "pcm3pp_post_distill_ntu60_xsub.yaml"
+    cfg = load_config(PretrainConfig, path)
+    paper = load_config(PretrainConfig, CONFIGS[0].parent / "pcm3_ntu60_xsub.yaml")
+    assert (cfg.method, cfg.stage, cfg.stream) == ("pcm3pp", "post_distill", "joint")
+    assert cfg.post_distill_terms == ["kl", "clip_kl"]
+    assert (cfg.epochs, cfg.optim.lr, cfg.optim.schedule) == (151, 0.002, "constant")
+    assert (cfg.model, cfg.moco, cfg.batch_size, cfg.split) == (paper.model, paper.moco, 128, paper.split)
+    text = path.read_text()
+    assert all(f"# {word}" in text for word in ("Terms:", "Epochs:", "Learning rate:"))  # with reasons
 
 
 def test_fewshot_preset_is_the_survey_setup():
