@@ -35,6 +35,8 @@ class ModelConfig:
     prompt_length: int = 128  # task prompt length; must be < feature_dim / 2 of the backbone
     input_prompts: bool = True  # per-view prompts, added after the backbone's input normalisation
     task_prompts: bool = True  # contrastive / masked-prediction prompts at a random offset
+    prompt_offsets: Literal["sample", "batch"] = "sample"  # official: one offset per use and batch
+    separate_view_calls: bool = False  # official: query, mixed, masked views in separate encoder calls
 
     def __post_init__(self) -> None:
         self.options = backbone_options(self.backbone, self.options, where=f"model.{self.backbone}")
@@ -138,6 +140,9 @@ class OptimConfig:
     clip_grad_norm: float | None = None
 
 
+# what ``official: true`` sets (docs/fidelity.md M2, M4, M5, O1)
+OFFICIAL_FORWARD = {"model.input_prompts": False, "model.prompt_offsets": "batch",
+                    "model.separate_view_calls": True, "augment.shared_randomness": True}
 LOSS_TERMS = ("contrast", "mix", "masked", "reconstructed", "kl", "reconstruction", "clip", "clip_kl")
 DISTILLATION_TERMS = ("kl", "clip_kl")  # the relational KL of the sequence pairs and of the clip pair
 
@@ -147,6 +152,7 @@ class PretrainConfig:
     method: str = "pcm3"
     stage: Literal["pretrain", "post_distill"] = "pretrain"  # post_distill: PCM3++ KL-only refinement
     init: str | None = None  # checkpoint whose model weights start a fresh run (post-distillation)
+    official: bool = False  # the official training function: sets the four switches of OFFICIAL_FORWARD
     # stage=post_distill: the loss terms that keep their weight; every other term is 0 (Eq. 10)
     post_distill_terms: list[str] = field(default_factory=lambda: list(DISTILLATION_TERMS))
     data: str | list[str] = "synthetic"  # store path or catalog name; a list: their union (data/union.py)
@@ -176,6 +182,10 @@ class PretrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def validate(self) -> None:
+        if self.official:  # the official forward pass (docs/fidelity.md); wins over those keys
+            for key, value in OFFICIAL_FORWARD.items():
+                section, name = key.split(".")
+                setattr(getattr(self, section), name, value)
         positive = {"epochs": self.epochs, "batch_size": self.batch_size,
                     "moco.queue_size": self.moco.queue_size,
                     "augment.view_frames": self.augment.view_frames}
