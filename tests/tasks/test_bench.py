@@ -15,11 +15,11 @@ import yaml
 
 from pcm3.config import from_dict, load_config
 from pcm3.data import Sequence, write_store
-from pcm3.data.store import open_untrimmed
+from pcm3.data.store import open_store, open_untrimmed
 from pcm3.errors import ConfigError, Pcm3Error
 from pcm3.tasks import bench
-from pcm3.tasks.base import TASKS, register_task
-from pcm3.tasks.bench import BenchConfig, run_bench, task_configs
+from pcm3.tasks.base import TASKS, get_task, register_task
+from pcm3.tasks.bench import BenchConfig, data_fingerprint, run_bench, task_configs
 from pcm3.tasks.bench_pretraining import _dotted, fewshot_holdout, pretrain_config
 from pcm3.tasks.bench_table import ROW_KEYS, data_notes, markdown_table, read_csv_rows
 from pcm3.tasks.encoders import load_encoder
@@ -272,6 +272,16 @@ def test_no_holdout_when_fewshot_reads_another_store(bench_run, tiny_store_path)
     assert fewshot_holdout(pcfg, replace(fewshot, data=str(tiny_store_path))) == []  # NTU-60 -> NTU-120
     pcfg.exclude_classes = ["slow"]  # the pre-training config's own hold-out wins
     assert fewshot_holdout(pcfg, fewshot) == []
+
+
+def test_the_cache_key_has_the_fingerprint_of_a_task_store(bench_run, tiny_store_path):
+    store, other = open_store(bench_run["store"]), open_store(tiny_store_path)
+    assert data_fingerprint("_score", ScoreConfig(), store) == store.fingerprint
+    fewshot = from_dict(FewshotConfig, {"data": str(tiny_store_path)})
+    assert data_fingerprint("fewshot", fewshot, store) == f"{store.fingerprint}+{other.fingerprint}"
+    transfer = from_dict(get_task("transfer").config, {"target": str(tiny_store_path)})
+    assert data_fingerprint("transfer", transfer, store) == f"{store.fingerprint}+{other.fingerprint}"
+    assert data_fingerprint("fewshot", FewshotConfig(), store) == store.fingerprint
 
 
 def test_unknown_novel_classes_fail_before_pretraining(bench_run, tmp_path):

@@ -187,6 +187,15 @@ class _Stores:
         return self.trimmed.path, self.trimmed
 
 
+def data_fingerprint(task: str, task_cfg: Any, store: Any) -> str:
+    """The fingerprint of the data ``task`` reads: ``store``'s, joined (``+``) with that of the
+    task's own store (``fewshot``'s ``data``, ``transfer``'s ``target``) when it names one."""
+    from pcm3.data.store import open_store
+
+    own = getattr(task_cfg, "data", None) if task == "fewshot" else getattr(task_cfg, "target", None)
+    return store.fingerprint if not own else f"{store.fingerprint}+{open_store(own).fingerprint}"
+
+
 def run_task(task: str, task_cfg: Any, encoder_name: str, encoder: LoadedEncoder, stores: _Stores,
              cfg: BenchConfig, out_dir: Path, device: torch.device,
              leakage: LeakageCheck) -> tuple[dict[str, Any], bool]:
@@ -194,8 +203,9 @@ def run_task(task: str, task_cfg: Any, encoder_name: str, encoder: LoadedEncoder
     ``leakage``: the task's check against the encoder's pre-training data (recorded)."""
     store_path, store = stores.for_task(task)
     fingerprint = encoder_fingerprint(encoder)
+    data = data_fingerprint(task, task_cfg, store)
     record_key = {"task": task, "encoder": encoder_name, "config": _plain(to_dict(task_cfg)),
-                  "seed": cfg.seed, "data_fingerprint": store.fingerprint, "encoder_fingerprint": fingerprint}
+                  "seed": cfg.seed, "data_fingerprint": data, "encoder_fingerprint": fingerprint}
     path = out_dir / "tasks" / encoder_name / f"{task}.json"
     record = _cached_record(path, record_key)
     if record is not None:
@@ -213,7 +223,7 @@ def run_task(task: str, task_cfg: Any, encoder_name: str, encoder: LoadedEncoder
         raise Pcm3Error(f"task {task!r} changed the weights or buffers of the {encoder_name} encoder; "
                         "a task must train a copy (the next tasks would see the changed encoder)")
     record = result_record(task, metrics, config=record_key["config"], seed=cfg.seed, encoder=encoder_name,
-                           data_fingerprint=store.fingerprint, seconds=seconds)
+                           data_fingerprint=data, seconds=seconds)
     record.update(encoder_fingerprint=fingerprint, encoder_source=encoder.source,
                   split=evaluated_split(task_cfg, store), pretraining_overlap=leakage.label,
                   overlap_examples=leakage.examples, held_out_classes=held_out_classes(encoder.pretraining))
