@@ -219,11 +219,11 @@ class OfficialPCM3(nn.Module):
         mixed, partner, lam = ske_swap(im_q, self.layout)
 
         q = self._embed(self.encoder_q, self.encoder_q.features(im_q, self.base_prompt))
-        dense = self._task_prompt(self.encoder_q.features(masked, self.mask_prompt, all_seq=True),
-                                  self.mp_prompt)
-        recon = self._neck_decoder(dense)
-        recon_cl = self._neck_decoder(dense.detach())
-        mask_q = self._embed(self.encoder_q, dense[:, -1])
+        dense = self.encoder_q.features(masked, self.mask_prompt, all_seq=True)
+        prompted = self._task_prompt(dense, self.mp_prompt)  # the decoder's input only
+        recon = self._neck_decoder(prompted)
+        recon_cl = self._neck_decoder(prompted.detach())
+        mask_q = self._embed(self.encoder_q, dense[:, -1])  # the last step before the mp prompt
         filled = recon_cl * (1 - mask) + masked
         recons_q = self._embed(self.encoder_q, self.encoder_q.features(filled, self.recons_prompt))
         pc = self._embed(self.encoder_q, self.encoder_q.features(mixed, self.mix_prompt))

@@ -38,7 +38,8 @@ def _precisions(path: Path) -> dict[str, tuple[str, str]]:
     import yaml
 
     from pcm3.config import from_dict
-    from pcm3.tasks.bench import BenchConfig, pretrain_config, task_configs
+    from pcm3.tasks.bench import BenchConfig, task_configs
+    from pcm3.tasks.bench_pretraining import pretrain_config
 
     data = yaml.safe_load(path.read_text())
     if "method" in data:  # a pre-training config (bench configs have no method key)
@@ -69,3 +70,29 @@ def test_no_shipped_config_forces_a_precision(path, monkeypatch):
     """Shipped configs run on any machine: a forced bf16 is 11-41x slower on an AVX2-only CPU."""
     monkeypatch.chdir(path.parents[1])
     assert {resolved for resolved, _ in _precisions(path).values()} == {"auto"}
+
+
+def test_post_distillation_preset_is_eq_10_at_the_paper_scale():
+    path = CONFIGS[0].parent / "pcm3pp_post_distill_ntu60_xsub.yaml"
+    cfg = load_config(PretrainConfig, path)
+    paper = load_config(PretrainConfig, CONFIGS[0].parent / "pcm3_ntu60_xsub.yaml")
+    assert (cfg.method, cfg.stage, cfg.stream) == ("pcm3pp", "post_distill", "joint")
+    assert cfg.post_distill_terms == ["kl", "clip_kl"]
+    assert (cfg.epochs, cfg.optim.lr, cfg.optim.schedule) == (151, 0.002, "constant")
+    assert (cfg.model, cfg.moco, cfg.batch_size, cfg.split) == (paper.model, paper.moco, 128, paper.split)
+    text = path.read_text()
+    assert all(f"# {word}" in text for word in ("Terms:", "Epochs:", "Learning rate:"))  # with reasons
+
+
+def test_fewshot_preset_is_the_survey_setup():
+    from pcm3.tasks.bench import BenchConfig, task_configs
+    from pcm3.tasks.bench_pretraining import pretrain_config
+
+    cfg = load_config(BenchConfig, CONFIGS[0].parent / "bench_fewshot_ntu60_to_ntu120.yaml")
+    fewshot = task_configs(cfg)["fewshot"]
+    footnote = [60, 61, 66, 69, 72, 78, 79, 80, 84, 90, 91, 95, 96, 98, 99, 100, 102, 106, 108, 111, 113, 114,
+                115]
+    assert fewshot.novel_classes == footnote and (fewshot.ways, fewshot.shots) == (5, [1, 5])
+    assert (fewshot.data, fewshot.train_split, fewshot.test_split) == ("data/ntu120", "xset/train",
+                                                                       "xset/val")
+    assert pretrain_config(cfg).data == "data/ntu60" and list(cfg.tasks) == ["fewshot"]

@@ -14,7 +14,7 @@ from pcm3.config import load_config
 from pcm3.engine.config import PretrainConfig
 from pcm3.layouts import NTU25
 from pcm3.methods import build_method
-from pcm3.models import BiGRUEncoder, load_official_encoder
+from pcm3.models import BiGRUEncoder, load_official_encoder, load_official_projector
 
 from ..conftest import HANDS8, TINY_MODEL
 
@@ -111,3 +111,84 @@ def test_frame_by_frame_encoder_equals_our_bigru(train):
         torch.testing.assert_close(ours.forward_dense(x), expected, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(ours.forward_features(x), model.encoder_q.features(x),
                                    atol=1e-5, rtol=1e-5)
+
+
+def _copy_reference_weights(model, ours) -> dict[str, str]:
+    """Our PCM3 holding the reference model's weights, prompts and queue; returns the encoder's
+    ``{our name: reference name}``."""
+    report = load_official_encoder(model.state_dict(), ours.encoder)
+    load_official_projector(model.state_dict(), ours.projector)
+    ours.key_encoder.load_state_dict(ours.encoder.state_dict())
+    ours.key_projector.load_state_dict(ours.projector.state_dict())
+    for mine, theirs in ((ours.neck.fc1, model.linear[0]), (ours.neck.norm, model.linear[1]),
+                         (ours.neck.fc2, model.linear[3]), (ours.decoder.gru, model.recons_decoder.decoder),
+                         (ours.decoder.output, model.recons_decoder.reconstruction)):
+        mine.load_state_dict(theirs.state_dict())
+    with torch.no_grad():
+        ours.cl_prompt.prompt.copy_(model.cl_prompt)
+        ours.mp_prompt.prompt.copy_(model.mp_prompt)
+        ours.queue.keys.copy_(model.queue.T)
+    return report["loaded"]
+
+
+def test_official_switches_reproduce_the_reference_step_on_a_fixed_batch(monkeypatch):
+    """``official: true`` (per-batch prompt offsets, one encoder call per view, no input prompts,
+    batch-shared mask and mixing) gives the reference formulation's losses, gradients and
+    BatchNorm statistics on the same views. Task-prompt offsets are pinned to 0 in both (prompt
+    length = half the feature width - 1); the reference's input prompts sit before a train-mode
+    BatchNorm, which cancels them in the forward pass: zeroed so that the running statistics
+    compare too."""
+    cfg = load_config(PretrainConfig, None, [*TINY_MODEL, "official=true", "model.prompt_length=15"])
+    assert not cfg.model.input_prompts and cfg.augment.shared_randomness and cfg.model.separate_view_calls
+    torch.manual_seed(0)
+    model = ref.OfficialPCM3(cfg, HANDS8, 3, 2)
+    ours = build_method(cfg, HANDS8, 3, 2)
+    encoder_names = _copy_reference_weights(model, ours)
+    with torch.no_grad():
+        for name in ("base", "mask", "recons", "mix"):
+            getattr(model, f"{name}_prompt").zero_()
+    data, lengths = _raw_batch(HANDS8)
+    x, lengths = torch.from_numpy(data), torch.from_numpy(lengths)
+    views = ours.make_views(x, lengths, torch.Generator().manual_seed(5))
+    lam = views["lam"]
+    assert torch.equal(lam, lam[:1].expand_as(lam))  # one mixing draw for the batch
+    monkeypatch.setattr(ref, "joint_mask3", lambda *args: views["mask"].expand_as(views["source"]).float())
+    monkeypatch.setattr(ref, "ske_swap", lambda *args: (views["mixed"], views["partner"], float(lam[0])))
+
+    ours_losses = ours(x, lengths, torch.Generator().manual_seed(5))  # draws the same views first
+    theirs = model(views["query"], views["key"], views["source"])
+    assert set(ours_losses) == set(theirs)
+    for name, value in theirs.items():
+        torch.testing.assert_close(ours_losses[name], value, atol=2e-5, rtol=1e-5, msg=name)
+    ours_losses["loss"].backward()
+    theirs["loss"].backward()
+    theirs_params, encoder_params = dict(model.named_parameters()), dict(ours.encoder.named_parameters())
+    pairs = [(encoder_params[mine], theirs_params[name]) for mine, name in encoder_names.items()
+             if mine in encoder_params]
+    pairs += [(ours.projector.fc1.weight, model.encoder_q.fc[0].weight),
+              (ours.neck.fc1.weight, model.linear[0].weight), (ours.decoder.gru.weight_hh_l0,
+                                                              model.recons_decoder.decoder.weight_hh_l0),
+              (ours.cl_prompt.prompt, model.cl_prompt), (ours.mp_prompt.prompt, model.mp_prompt)]
+    assert len(pairs) > 10
+    for mine, reference in pairs:
+        torch.testing.assert_close(mine.grad, reference.grad, atol=2e-5, rtol=1e-4)
+    for mine, reference in ((ours.encoder.input_norm, model.encoder_q.input_norm),
+                            (ours.neck.norm, model.linear[1])):
+        torch.testing.assert_close(mine.running_mean, reference.running_mean, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(mine.running_var, reference.running_var, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours.queue.keys[:8], model.queue[:, :8].T)  # the same keys enqueued
+
+
+def test_default_forward_differs_from_the_official_one():
+    """The switches matter: shared encoder calls normalise the views with one batch's statistics."""
+    cfg = load_config(PretrainConfig, None, [*TINY_MODEL, "official=true", "model.prompt_length=15"])
+    data, lengths = _raw_batch(HANDS8)
+    losses = {}
+    for separate in (True, False):
+        cfg.model.separate_view_calls = separate
+        torch.manual_seed(0)
+        method = build_method(cfg, HANDS8, 3, 2)
+        losses[separate] = method(torch.from_numpy(data), torch.from_numpy(lengths),
+                                  torch.Generator().manual_seed(5))
+    assert not torch.allclose(losses[True]["contrast"], losses[False]["contrast"])
+    assert not torch.allclose(losses[True]["mix"], losses[False]["mix"])

@@ -46,7 +46,8 @@ def test_linear_random_writes_the_result_record(tiny_store_path, tiny_config, tm
                           "--data", tiny_store_path, "--out", out_dir, "--seed", "3", "epochs=2", "lr=0.05")
     assert code == 0, err
     assert out.splitlines()[0].startswith("[eval] device cpu (") and "threads" in out.splitlines()[0]
-    assert out.splitlines()[1].startswith("linear | encoder random-init")
+    assert out.splitlines()[1].endswith("pre-training samples: n/a: not pre-trained")
+    assert out.splitlines()[2].startswith("linear | encoder random-init")
     assert "top1" in out and "top5" in out and f"wrote {out_dir / 'linear.json'}" in out
     record = json.loads((out_dir / "linear.json").read_text())
     assert record["task"] == "linear" and record["seed"] == 3 and record["encoder"] == "random-init"
@@ -56,6 +57,7 @@ def test_linear_random_writes_the_result_record(tiny_store_path, tiny_config, tm
     assert set(record["metrics"]) == {"top1", "top5"} and record["seconds"] >= 0
     assert record["code_version"]
     assert record["runtime"]["device"] == "cpu" and record["runtime"]["requested"]["device"] == "auto"
+    assert record["pretraining_overlap"] == "n/a: not pre-trained" and record["held_out_classes"] == []
 
 
 def test_bad_override_is_one_line_naming_the_allowed_keys(tiny_store_path, capsys):

@@ -59,3 +59,21 @@ def test_one_training_step_then_checkpoint_and_export(backbone, method, extra, t
             loaded = load_encoder(path)
             assert loaded.spec == model.encoder_spec and loaded.spec.backbone == backbone
             assert torch.equal(loaded.encoder.forward_features(x, lengths), reference), path
+
+
+@pytest.mark.parametrize("backbone", known_backbones())
+@pytest.mark.parametrize("method", ["pcm3", "pcm3pp"])
+def test_the_official_forward_runs_on_the_backbone(backbone, method, tiny_store_path):
+    """``official: true`` (one encoder call per view, per-batch prompt offsets, no input prompts,
+    batch-shared mask and mix): every loss term finite, every encoder weight gets a gradient."""
+    cfg = load_config(PretrainConfig, None, [*tiny_model(backbone), f"method={method}", "official=true",
+                                             "clip.min_frames=5", "clip.max_frames=9"])
+    store = open_store(tiny_store_path).split("xsub/train")
+    torch.manual_seed(0)
+    model = build_method(cfg, store.layout, 3, 2)
+    x, lengths = torch.from_numpy(store.x[:8]), torch.from_numpy(store.lengths[:8])
+    losses = model(x, lengths, torch.Generator().manual_seed(0))
+    assert model.input_prompts is None and all(torch.isfinite(v) for v in losses.values())
+    losses["loss"].backward()
+    for name, param in model.encoder.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), name

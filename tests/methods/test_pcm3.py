@@ -129,3 +129,25 @@ def test_feature_encoder_adds_the_base_prompt():
     assert not torch.allclose(with_prompt, plain)
     no_prompt = _method("model.input_prompts=false").feature_encoder()
     assert no_prompt.input_prompt is None
+
+
+@pytest.mark.parametrize("mode", ["sample", "batch"])
+def test_task_prompt_offsets_per_sample_or_one_per_view(mode):
+    cfg = load_config(PretrainConfig, None, [*TINY_MODEL, f"model.prompt_offsets={mode}"])
+    method = build_method(cfg, HANDS8, 3, 2)
+    offsets = method._offsets(method.cl_prompt, 60, 3, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert offsets.shape == (60,) and 0 <= offsets.min() and offsets.max() <= 16 - 4  # half width - length
+    per_view = [set(block.tolist()) for block in offsets.split(20)]
+    if mode == "batch":
+        assert all(len(s) == 1 for s in per_view) and len(set().union(*per_view)) > 1
+    else:
+        assert all(len(s) > 1 for s in per_view)
+
+
+def test_official_sets_the_four_switches():
+    cfg = load_config(PretrainConfig, None, ["official=true", "model.input_prompts=true"])
+    assert (cfg.model.input_prompts, cfg.model.prompt_offsets, cfg.model.separate_view_calls,
+            cfg.augment.shared_randomness) == (False, "batch", True, True)
+    default = load_config(PretrainConfig, None, [])
+    assert (default.model.input_prompts, default.model.prompt_offsets, default.model.separate_view_calls,
+            default.augment.shared_randomness) == (True, "sample", False, False)

@@ -15,12 +15,15 @@ import yaml
 
 from pcm3.config import from_dict, load_config
 from pcm3.data import Sequence, write_store
-from pcm3.data.store import open_untrimmed
+from pcm3.data.store import open_store, open_untrimmed
 from pcm3.errors import ConfigError, Pcm3Error
 from pcm3.tasks import bench
-from pcm3.tasks.base import TASKS, register_task
-from pcm3.tasks.bench import BenchConfig, _dotted, pretrain_config, run_bench, task_configs
-from pcm3.tasks.bench_table import ROW_KEYS, markdown_table, read_csv_rows
+from pcm3.tasks.base import TASKS, get_task, register_task
+from pcm3.tasks.bench import BenchConfig, data_fingerprint, run_bench, task_configs
+from pcm3.tasks.bench_pretraining import _dotted, fewshot_holdout, pretrain_config
+from pcm3.tasks.bench_table import ROW_KEYS, data_notes, markdown_table, read_csv_rows
+from pcm3.tasks.encoders import load_encoder
+from pcm3.tasks.fewshot import FewshotConfig
 
 from ..conftest import TINY_MODEL, make_tiny_converted
 
@@ -204,6 +207,88 @@ def test_markdown_table_hand_written():
         "|           | top5    | 90.0 |    - |                      |\n"
         "| detection | map@0.5 | 12.0 |    - |             31.0 / - |\n"
     )
+
+
+def test_overlap_marks_and_held_out_classes_in_the_table():
+    keys = ("encoder", "task", "metric", "value", "seconds", "pretraining_overlap", "held_out_classes")
+    rows = [dict(zip(keys, values, strict=True), split="s", seed=0) for values in [
+        ("pcm3", "knn", "top1", 61.25, 2.0, "3 samples (allowed)", "jump; wave"),
+        ("raw", "knn", "top1", 30.04, 0.5, "n/a: not pre-trained", ""),
+        ("official", "knn", "top1", 70.0, 0.5, "unchecked: no record", ""),
+    ]]
+    assert markdown_table(rows).splitlines()[2].startswith("| knn  | top1   | 61.2! | 30.0 |     70.0 |")
+    assert data_notes(rows) == (
+        "! = the evaluated samples overlap the encoder's pre-training samples (allow_overlap): "
+        "pcm3/knn (3 samples (allowed)); the pcm3 encoder of knn was pre-trained without classes "
+        "[jump; wave]; "
+        "not checked for overlap with pre-training data (no record): official")
+    assert data_notes(rows[1:2]) == ""
+
+
+def test_an_overlapping_test_split_is_refused_before_anything_runs_or_labelled(bench_run, tmp_path):
+    tasks = {"_score": {"train_split": "xsub/val", "test_split": "xsub/train"}}  # pre-training's split
+    cfg = bench_config(bench_run["store"], pretrain=None, encoder=str(bench_run["checkpoint"]), tasks=tasks)
+    CALLS.clear()
+    with pytest.raises(Pcm3Error, match=r"_score with encoder .*last.pt: split 'xsub/train' of .* shares 16 "
+                                        r"samples .*\(e.g. 'clip000', 'clip001'"):
+        run_bench(cfg, tmp_path / "out", log=lambda s: None)
+    assert CALLS == []
+    cfg.allow_overlap = True
+    rows = run_bench(replace(cfg, pictures=False), tmp_path / "out", log=lambda s: None)
+    assert {(r["encoder"], r["pretraining_overlap"]) for r in rows} == {
+        ("pcm3", "16 samples (allowed)"), ("random-init", "n/a: not pre-trained"),
+        ("raw", "n/a: not pre-trained")}
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == rows
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "50.0!" in table and "pcm3/_score (16 samples (allowed))" in table
+
+
+def test_fewshot_gets_a_separate_pretraining_or_labelled_rows(bench_run, tmp_path):
+    fewshot = {"novel_classes": ["medium", "fast"], "ways": 2, "shots": [1], "episodes": 2, "queries": 1}
+    pretrain = {"config": None, "overrides": tiny_pretrain_overrides(max_steps=1, batch_size=4)}
+    held = {}
+    for mode in ("separate", "shared"):
+        cfg = bench_config(bench_run["store"], tasks={"_score": {}, "fewshot": fewshot}, references=["raw"],
+                           pictures=False, pretrain=pretrain, fewshot_pretraining=mode)
+        rows = run_bench(cfg, tmp_path / mode, log=lambda s: None)
+        held[mode] = {(r["encoder"], r["task"]): r["held_out_classes"] for r in rows}
+        assert {r["pretraining_overlap"] for r in rows if r["encoder"] == "pcm3"} == {"none"}
+        assert "pcm3 encoder of fewshot" in (tmp_path / mode / "results.md").read_text()
+    assert held["separate"] == {("pcm3", "_score"): "", ("pcm3", "fewshot"): "medium; fast",
+                                ("raw", "_score"): "", ("raw", "fewshot"): ""}
+    assert held["shared"] == {**held["separate"], ("pcm3", "_score"): "medium; fast"}
+    main = load_encoder(tmp_path / "separate" / "pretrain" / "checkpoints" / "last.pt").pretraining
+    few = load_encoder(tmp_path / "separate" / "pretrain_fewshot" / "checkpoints" / "last.pt").pretraining
+    assert len(main["parts"][0]["ids"]) == 16 and few["parts"][0]["ids"] == ["clip000", "clip003", "clip006",
+                                                                              "clip009", "clip012", "clip015"]
+    assert not (tmp_path / "shared" / "pretrain_fewshot").exists()
+
+
+def test_no_holdout_when_fewshot_reads_another_store(bench_run, tiny_store_path):
+    pcfg = pretrain_config(bench_config(bench_run["store"]))
+    fewshot = from_dict(FewshotConfig, {"novel_classes": ["fast"]})
+    assert fewshot_holdout(pcfg, fewshot) == [2] and fewshot_holdout(pcfg, None) == []
+    assert fewshot_holdout(pcfg, replace(fewshot, data=str(bench_run["store"]))) == [2]
+    assert fewshot_holdout(pcfg, replace(fewshot, data=str(tiny_store_path))) == []  # NTU-60 -> NTU-120
+    pcfg.exclude_classes = ["slow"]  # the pre-training config's own hold-out wins
+    assert fewshot_holdout(pcfg, fewshot) == []
+
+
+def test_the_cache_key_has_the_fingerprint_of_a_task_store(bench_run, tiny_store_path):
+    store, other = open_store(bench_run["store"]), open_store(tiny_store_path)
+    assert data_fingerprint("_score", ScoreConfig(), store) == store.fingerprint
+    fewshot = from_dict(FewshotConfig, {"data": str(tiny_store_path)})
+    assert data_fingerprint("fewshot", fewshot, store) == f"{store.fingerprint}+{other.fingerprint}"
+    transfer = from_dict(get_task("transfer").config, {"target": str(tiny_store_path)})
+    assert data_fingerprint("transfer", transfer, store) == f"{store.fingerprint}+{other.fingerprint}"
+    assert data_fingerprint("fewshot", FewshotConfig(), store) == store.fingerprint
+
+
+def test_unknown_novel_classes_fail_before_pretraining(bench_run, tmp_path):
+    cfg = bench_config(bench_run["store"], tasks={"fewshot": {"novel_classes": ["fast", "jump", 7]}})
+    with pytest.raises(ConfigError, match=r"novel classes \['jump', 7\] are not classes of store .*store"):
+        run_bench(cfg, tmp_path / "out", log=lambda s: None)
+    assert not (tmp_path / "out" / "pretrain").exists()
 
 
 def test_bad_task_key_fails_before_anything_runs(bench_run, fake_tasks, tmp_path):

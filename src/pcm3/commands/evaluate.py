@@ -1,4 +1,5 @@
-"""``pcm3 eval TASK``: one downstream task for one encoder on one store."""
+"""``pcm3 eval TASK``: one downstream task for one encoder on one store; refused when the test
+data overlaps the encoder's pre-training samples, unless ``--allow-overlap``."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--save-head", type=Path, metavar="HEAD.safetensors",
                    help="detection: write the trained frame classifier (for pcm3 demo)")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="run even when the test data overlaps the encoder's pre-training samples "
+                        "(the result is labelled as overlapping)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="task config overrides, e.g. epochs=10")
     p.set_defaults(func=evaluate)
 
@@ -77,8 +81,10 @@ def format_table(task: str, metrics: dict[str, float], encoder: str, seconds: fl
 
 def evaluate(args: argparse.Namespace) -> int:
     from pcm3.config import apply_overrides, from_dict, to_dict
+    from pcm3.data.sample_record import held_out_classes
     from pcm3.engine.runtime import resolve_runtime
     from pcm3.tasks.base import TaskContext, check_compatible, get_task
+    from pcm3.tasks.leakage import check_leakage
     from pcm3.tasks.results import result_record, write_result
 
     spec = get_task(args.task)
@@ -93,8 +99,10 @@ def evaluate(args: argparse.Namespace) -> int:
     store = open_data(args.data)
     encoder = make_encoder(args.encoder, args.config, store, args.seed)
     check_compatible(encoder, store)
+    leakage = check_leakage(encoder, args.task, cfg, store, args.allow_overlap)
     if not args.json:
         print(f"[eval] {runtime.describe()}")
+        print(f"[eval] overlap of the test data with the encoder's pre-training samples: {leakage.label}")
     ctx = TaskContext(encoder, store.path, device, args.seed, args.out)
     start = time.perf_counter()
     metrics = {k: float(v) for k, v in spec.run(ctx, cfg).items()}
@@ -106,7 +114,9 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.out is not None:
         record = result_record(args.task, metrics, config=to_dict(cfg), seed=args.seed,
                                encoder=encoder.source, data_fingerprint=store.fingerprint, seconds=seconds)
-        record["runtime"] = runtime.to_dict()
+        record.update(runtime=runtime.to_dict(), pretraining_overlap=leakage.label,
+                      overlap_examples=leakage.examples,
+                      held_out_classes=held_out_classes(encoder.pretraining))
         path = write_result(args.out / f"{args.task}.json", record)
         if not args.json:
             print(f"wrote {path}")

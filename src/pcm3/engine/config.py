@@ -35,6 +35,8 @@ class ModelConfig:
     prompt_length: int = 128  # task prompt length; must be < feature_dim / 2 of the backbone
     input_prompts: bool = True  # per-view prompts, added after the backbone's input normalisation
     task_prompts: bool = True  # contrastive / masked-prediction prompts at a random offset
+    prompt_offsets: Literal["sample", "batch"] = "sample"  # official: one offset per use and batch
+    separate_view_calls: bool = False  # official: query, mixed, masked views in separate encoder calls
 
     def __post_init__(self) -> None:
         self.options = backbone_options(self.backbone, self.options, where=f"model.{self.backbone}")
@@ -141,6 +143,13 @@ class OptimConfig:
     decay_all: bool = True  # false: no weight decay on biases and 1-D weights (norms), as MAE / MAMP
 
 
+# what ``official: true`` sets (docs/fidelity.md M2, M4, M5, O1)
+OFFICIAL_FORWARD = {"model.input_prompts": False, "model.prompt_offsets": "batch",
+                    "model.separate_view_calls": True, "augment.shared_randomness": True}
+LOSS_TERMS = ("contrast", "mix", "masked", "reconstructed", "kl", "reconstruction", "clip", "clip_kl")
+DISTILLATION_TERMS = ("kl", "clip_kl")  # the relational KL of the sequence pairs and of the clip pair
+
+
 @dataclass
 class PretrainConfig:
     """The whole pre-training run. ``method`` names a registered method; its own options sit in a
@@ -153,6 +162,9 @@ class PretrainConfig:
     method_options: Any = None  # the method's options dataclass; None = its defaults
     stage: Literal["pretrain", "post_distill"] = "pretrain"  # post_distill: PCM3++ KL-only refinement
     init: str | None = None  # checkpoint whose model weights start a fresh run (post-distillation)
+    official: bool = False  # the official training function: sets the four switches of OFFICIAL_FORWARD
+    # stage=post_distill: the loss terms that keep their weight; every other term is 0 (Eq. 10)
+    post_distill_terms: list[str] = field(default_factory=lambda: list(DISTILLATION_TERMS))
     data: str | list[str] = "synthetic"  # store path or catalog name; a list: their union (data/union.py)
     split: str | list[str] | None = None  # training split (a list: one per store); None = */train or all
     eval_split: str | None = None  # labelled split for the online 1-NN health signal
@@ -222,6 +234,10 @@ class PretrainConfig:
         return out
 
     def validate(self) -> None:
+        if self.official:  # the official forward pass (docs/fidelity.md); wins over those keys
+            for key, value in OFFICIAL_FORWARD.items():
+                section, name = key.split(".")
+                setattr(getattr(self, section), name, value)
         from pcm3.methods.registry import get_method
 
         get_method(self.method).check_backbone(self.model.backbone)
@@ -248,7 +264,31 @@ class PretrainConfig:
         if isinstance(self.data, list) and self.exclude_classes:
             raise ConfigError("exclude_classes needs one store: the class indices of a union of stores "
                               f"({self.data}) are per store")
-        if self.stage == "post_distill" and self.init is None:
-            raise ConfigError("stage=post_distill needs init=CHECKPOINT (the pre-trained model to refine)")
+        if self.stage == "post_distill":
+            self._validate_post_distill()
         if self.model.task_prompts and self.model.prompt_length < 1:
             raise ConfigError(f"model.prompt_length must be at least 1, got {self.model.prompt_length}")
+
+    def _validate_post_distill(self) -> None:
+        """PCM3++'s post-distillation (Eq. 10) needs its method, a model to refine, and a KL term
+        to train; anything else would silently train on other terms or on nothing."""
+        if self.method != "pcm3pp":
+            raise ConfigError(f"stage=post_distill is PCM3++'s refinement (method=pcm3pp); method="
+                              f"{self.method} has no post-distillation and would silently run its ordinary "
+                              "pre-training")
+        if self.init is None:
+            raise ConfigError("stage=post_distill needs init=CHECKPOINT (the pre-trained model to refine)")
+        unknown = [t for t in self.post_distill_terms if t not in LOSS_TERMS]
+        if unknown:
+            raise ConfigError(f"post_distill_terms: unknown loss terms {unknown}; terms: "
+                              f"{', '.join(LOSS_TERMS)}")
+        kept = [t for t in self.post_distill_terms if t in DISTILLATION_TERMS]
+        if self.stream != "joint" or self.loss.kl == 0 or not kept:
+            why = (f"stream={self.stream} has no KL term (the official motion and bone streams add none)"
+                   if self.stream != "joint" else "loss.kl is 0" if self.loss.kl == 0
+                   else f"post_distill_terms {self.post_distill_terms} keeps neither kl nor clip_kl")
+            others = [t for t in self.post_distill_terms if t not in DISTILLATION_TERMS]
+            trains = f"only {', '.join(others)}" if others else "nothing"
+            raise ConfigError(f"stage=post_distill trains the relational distillation (KL) terms alone, but "
+                              f"{why}: it would train on {trains}; post-distill the joint stream with "
+                              "loss.kl > 0")

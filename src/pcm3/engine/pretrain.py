@@ -1,6 +1,7 @@
 """The library's pre-training entry (``pcm3 pretrain`` and ``pcm3 bench`` call it): resolve the
 store, pick the training and online-evaluation splits, hold classes out, build the method and
-run the trainer.
+run the trainer. Checkpoints record the samples pre-training saw
+(:mod:`pcm3.data.sample_record`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pcm3.data.sample_record import samples_record
 from pcm3.data.store import SkeletonStore, open_store
 from pcm3.data.union import pretraining_views
 from pcm3.distributed import cleanup, init_distributed_from_env
@@ -102,7 +104,9 @@ def run_pretraining(cfg: PretrainConfig, out: Path, resume: str | Path | None = 
         seed_everything(cfg.seed, deterministic=cfg.deterministic)
         store, train, evaluation = pretraining_views(cfg.data, cfg.split, cfg.eval_split,
                                                      resolve_store, pick_splits)
+        held_out: list[str] = []
         if cfg.exclude_classes:
+            held_out = [train.class_names[i] for i in class_indices(train, cfg.exclude_classes)]
             train = without_classes(train, cfg.exclude_classes)
         c, m = int(store.x.shape[1]), int(store.x.shape[4])
         method = build_method(cfg, store.layout, c, m)
@@ -112,7 +116,8 @@ def run_pretraining(cfg: PretrainConfig, out: Path, resume: str | Path | None = 
         if rank == 0:
             write_resolved_config(cfg, out)
             write_run_info(out, runtime, world_size=world, num_workers=cfg.num_workers)
-        trainer = Trainer(cfg, method, train, out, device, rank, world, eval_stores=evaluation)
+        trainer = Trainer(cfg, method, train, out, device, rank, world, eval_stores=evaluation,
+                          samples=samples_record(train, held_out))
         resumed = resume is not None and trainer.resume(None if resume == "auto" else Path(resume))
         if not resumed and cfg.init is not None:
             trainer.initialize_from(Path(cfg.init))

@@ -24,6 +24,7 @@ import yaml
 from pcm3 import __version__
 from pcm3.config import to_dict
 from pcm3.data.batches import ClipBatches
+from pcm3.data.sample_record import RECORD_KEY, check_record, merge_records, samples_record
 from pcm3.data.store import SkeletonStore
 from pcm3.distributed import all_reduce_max
 from pcm3.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -56,7 +57,8 @@ class Trainer:
     ``encoder_spec`` and ``feature_encoder``.
 
     ``on_step(step, losses)`` is an optional hook called after each optimiser step (tests use
-    it to interrupt a run).
+    it to interrupt a run). ``samples``: the record of the samples pre-training sees
+    (:mod:`pcm3.data.sample_record`; default: every sample of ``store``), saved in each checkpoint.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class Trainer:
         world_size: int = 1,
         eval_stores: tuple[SkeletonStore, SkeletonStore] | None = None,
         on_step: Callable[[int, dict[str, float]], None] | None = None,
+        samples: dict[str, Any] | None = None,
     ) -> None:
         self.cfg = cfg
         self.method = method
@@ -81,6 +84,7 @@ class Trainer:
         self.eval_stores = eval_stores
         self.on_step = on_step
         self.is_main = rank == 0
+        self.samples = samples if samples is not None else samples_record(store)
         self.batches = ClipBatches(store, cfg.batch_size, seed=cfg.seed, drop_last=cfg.drop_last,
                                    rank=rank, world_size=world_size)
         if len(self.batches) == 0:
@@ -127,6 +131,7 @@ class Trainer:
             "layout": self.store.layout.to_dict(),
             "encoder_spec": self.method.encoder_spec.to_dict(),
             "time_budget": None if self.budget is None else self.budget.to_dict(),
+            RECORD_KEY: self.samples,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -137,6 +142,8 @@ class Trainer:
         self.step = int(state["step"])
         if state.get("time_budget") is not None:
             self._apply_budget(BudgetDecision(**state["time_budget"]))
+        if RECORD_KEY in state:  # includes what an initialisation checkpoint saw
+            self.samples = check_record(state[RECORD_KEY], "checkpoint")
 
     def resume(self, path: Path | None = None) -> bool:
         """Load ``path`` or the latest checkpoint of the run; False when there is none."""
@@ -167,6 +174,9 @@ class Trainer:
         if missing or unexpected:
             raise Pcm3Error(f"{path}: weights do not fit this model (missing {missing[:3]}, "
                             f"unexpected {unexpected[:3]})")
+        earlier = state.get(RECORD_KEY)
+        earlier = None if earlier is None else check_record(earlier, str(path))
+        self.samples = merge_records(earlier, self.samples)
         self._log_text(f"initialised from {path} (step {state.get('step')})")
 
     def _check_encoder(self, state: dict[str, Any], path: Path) -> None:

@@ -19,10 +19,14 @@ gives the last step); ``up`` repeats each step of a strided backbone (``time_str
 the frames it covers, so the decoder reconstructs every frame. Input prompts have the
 backbone's ``input_prompt_shape``; task prompts act on the two halves of its features.
 Deviations from the official code (prompt placement, per-sample randomness, views sharing one
-encoder call) are listed in ``docs/fidelity.md``.
+encoder call) are listed in ``docs/fidelity.md``; ``official: true`` switches all of them to the
+official forward pass (``model.prompt_offsets: batch``, ``model.separate_view_calls: true``,
+``model.input_prompts: false``, ``augment.shared_randomness: true``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -86,11 +90,21 @@ class PCM3(MomentumContrastMethod):
         shape = self.input_prompts.shape
         return torch.cat([self.input_prompts[name].expand(n, *shape) for name in names])
 
-    def _embed(self, features: Tensor, generator: torch.Generator, key: bool = False) -> Tensor:
-        """``(B, D)`` features -> L2-normalised ``(B, embed_dim)`` (task prompt, projector)."""
+    def _offsets(self, prompt: TaskPrompt, rows: int, views: int, generator: torch.Generator,
+                  device: torch.device) -> Tensor:
+        """``(rows,)`` offsets of ``prompt`` for ``views`` stacked views: one per sample, or with
+        ``model.prompt_offsets: batch`` one per view, shared by its samples (official)."""
+        if self.cfg.model.prompt_offsets == "batch":
+            return prompt.random_offsets(views, generator, device).repeat_interleave(rows // views)
+        return prompt.random_offsets(rows, generator, device)
+
+    def _embed(self, features: Tensor, generator: torch.Generator, key: bool = False,
+               views: int = 1) -> Tensor:
+        """``(B, D)`` features of ``views`` stacked views -> L2-normalised ``(B, embed_dim)``
+        (task prompt, projector)."""
         if self.cl_prompt is not None:
-            features = self.cl_prompt(features, self.cl_prompt.random_offsets(
-                features.shape[0], generator, features.device))
+            features = self.cl_prompt(features, self._offsets(self.cl_prompt, features.shape[0], views,
+                                                              generator, features.device))
         projector = self.key_projector if key else self.projector
         return F.normalize(projector(features), dim=1)
 
@@ -161,30 +175,30 @@ class PCM3(MomentumContrastMethod):
                             key=True)
         queue = self.queue.snapshot()
 
-        # one encoder call for every view that does not depend on the decoder
+        # one encoder call for every view that does not depend on the decoder (or, with
+        # model.separate_view_calls, one call per view in the official order: query, masked,
+        # reconstructed, mixed)
+        separate = self.cfg.model.separate_view_calls
         names, inputs = ["base"], [v["query"]]
-        if need_mix:
+        if need_mix and not separate:
             names.append("mix")
             inputs.append(v["mixed"])
         if need_mask_branch:
             names.append("mask")
             inputs.append(masked_input)
-        prompts = self._prompt_rows(names, n)
-        if need_mask_branch:  # sequence features of every view, per-step features of the masked one
-            pooled, masked_dense = features_and_dense(self.encoder, torch.cat(inputs), prompts, dense_from=-n)
-        else:
-            pooled = self.encoder.forward_features(torch.cat(inputs), input_prompt=prompts)
-        embeddings = self._embed(pooled, generator).split(n)
+        embeddings = self._encode_views(names, inputs, generator, separate)
+        if need_mask_branch:
+            embeddings, masked_dense = embeddings
         pairs = {"contrast": (embeddings[0], k)}
-        if need_mix:
+        if need_mix and not separate:
             pairs["mix"] = (embeddings[1], mixed_key(k, v["partner"], v["lam"]))
 
         losses: dict[str, Tensor] = {}
         if need_mask_branch:
             pairs["masked"] = (embeddings[-1], k)
             if self.mp_prompt is not None:
-                masked_dense = self.mp_prompt(masked_dense, self.mp_prompt.random_offsets(
-                    n, generator, masked_dense.device))
+                masked_dense = self.mp_prompt(masked_dense, self._offsets(self.mp_prompt, n, 1, generator,
+                                                                          masked_dense.device))
             stride, frames = self.encoder.time_stride, masked_input.shape[2]
 
             def neck(dense: Tensor) -> Tensor:  # (n, T', D) -> (n, T, neck): one row per frame
@@ -206,6 +220,9 @@ class PCM3(MomentumContrastMethod):
                 prompt = self._prompt_rows(["recons"], n)
                 recon_feat = self.encoder.forward_features(filled, input_prompt=prompt)
                 pairs["reconstructed"] = (self._embed(recon_feat, generator), k)
+        if need_mix and separate:
+            mixed = self.encoder.forward_features(v["mixed"], input_prompt=self._prompt_rows(["mix"], n))
+            pairs["mix"] = (self._embed(mixed, generator), mixed_key(k, v["partner"], v["lam"]))
 
         losses.update(self._contrastive_losses(pairs, queue))
         losses.update(self.extra_losses(v, generator, queue))
@@ -213,6 +230,31 @@ class PCM3(MomentumContrastMethod):
         losses["loss"] = sum(weights[name] * value for name, value in losses.items())
         self.queue.enqueue(k)
         return losses
+
+    def _encode_views(self, names: list[str], inputs: list[Tensor], generator: torch.Generator,
+                      separate: bool) -> Any:
+        """Embeddings ``[(n, embed_dim)]`` of the views ``inputs`` (input prompts ``names``), and,
+        when the last is the masked view (``"mask"``), also its per-step features: ``(embeddings,
+        dense)``. One encoder call on the concatenated views, or one per view (``separate``)."""
+        n, dense = inputs[0].shape[0], None
+        if separate:
+            pooled = []
+            for name, x in zip(names, inputs, strict=True):
+                prompt = self._prompt_rows([name], n)
+                if name == "mask":
+                    feature, dense = features_and_dense(self.encoder, x, prompt, dense_from=0)
+                else:
+                    feature = self.encoder.forward_features(x, input_prompt=prompt)
+                pooled.append(self._embed(feature, generator))
+            embeddings = pooled
+        else:
+            prompts = self._prompt_rows(names, n)
+            if names[-1] == "mask":  # sequence features of every view, per-step features of the masked one
+                feature, dense = features_and_dense(self.encoder, torch.cat(inputs), prompts, dense_from=-n)
+            else:
+                feature = self.encoder.forward_features(torch.cat(inputs), input_prompt=prompts)
+            embeddings = list(self._embed(feature, generator, views=len(names)).split(n))
+        return embeddings if dense is None else (embeddings, dense)
 
     def extra_losses(self, views: dict[str, Tensor], generator: torch.Generator,
                      queue: Tensor) -> dict[str, Tensor]:

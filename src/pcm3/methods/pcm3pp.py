@@ -12,9 +12,11 @@ batch (a GRU's cost grows with the frames, so this is the cheap path); ``"mask"`
 view's length, frames outside the clip zeroed and the clip moved to frame 0 (what a
 fixed-length backbone needs; the survey's "we just mask for efficiency"). Either way the
 feature is pooled over the clip's own frames; for the causal BiGRU in eval mode both paths
-give the same feature. Post-distillation (Eq. 10,
-``stage=post_distill``): every InfoNCE weight is set to 0, only the relational KL terms (and,
-if weighted, the masked MSE) train. Choices the text leaves open: ``docs/fidelity.md`` P1–P6.
+give the same feature. Post-distillation (Eq. 10, ``stage=post_distill``): only the
+relational KL terms (sequence pairs and clip pair) train; every InfoNCE term and the masked MSE
+get weight 0 unless ``post_distill_terms`` names them (the branches still run: their KL terms
+need them, and the zero-weight terms are logged). Choices the text leaves open:
+``docs/fidelity.md`` P1–P6.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from pcm3.engine.config import PretrainConfig
 from pcm3.layouts import Layout
 from pcm3.methods.pcm3 import PCM3
 from pcm3.methods.queue import MoCoQueue
-
-INFO_NCE_TERMS = ("contrast", "mix", "masked", "reconstructed", "clip")
 
 
 def draw_clips(n: int, frames: int, min_frames: int, max_frames: int, generator: torch.Generator,
@@ -101,8 +101,8 @@ class PCM3PlusPlus(PCM3):
         weights = super().loss_weights()
         weights["clip"] = self.cfg.clip.weight
         weights["clip_kl"] = self.cfg.clip.kl * (self.kl_weight > 0)
-        if self.cfg.stage == "post_distill":  # Eq. 10: the one-hot InfoNCE targets are dropped
-            weights.update({name: 0.0 for name in INFO_NCE_TERMS})
+        if self.cfg.stage == "post_distill":  # Eq. 10: only the distillation terms (unless kept)
+            weights = {name: w if name in self.cfg.post_distill_terms else 0.0 for name, w in weights.items()}
         return weights
 
 

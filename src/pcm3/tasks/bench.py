@@ -5,8 +5,12 @@ themselves), and write one table plus pictures.
 Output folder::
 
     pretrain/                  the pre-training run (resumed when it exists)
+    pretrain_fewshot/          with ``fewshot`` on the pre-training store: the run without its
+                               novel classes (:mod:`pcm3.tasks.bench_pretraining`)
     tasks/<encoder>/<task>.json  one finished task: metrics + provenance (reused when the task
-                               config, seed, data and encoder weights are the same)
+                               config, seed, data and encoder weights are the same), and
+                               whether its test data overlaps the encoder's pre-training data
+                               (refused unless ``allow_overlap``; :mod:`pcm3.tasks.leakage`)
     tasks/<encoder>/<task>/    what the task wrote (pictures, caches, detection predictions)
     results.json / .csv / .md  the rows (see :mod:`pcm3.tasks.bench_table`)
     provenance.json            config, code version, data fingerprints, per-task configs
@@ -24,11 +28,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import yaml
 
-from pcm3.config import from_dict, load_config, to_dict
+from pcm3.config import from_dict, to_dict
+from pcm3.data.sample_record import held_out_classes
 from pcm3.errors import ConfigError, Pcm3Error
-from pcm3.models.legacy import migrate_config
 from pcm3.tasks.base import (
     TASK_MODULES,
     TaskContext,
@@ -37,8 +40,10 @@ from pcm3.tasks.base import (
     raw_encoder,
     store_input_shape,
 )
-from pcm3.tasks.bench_table import numbers_note, task_rows, write_tables
-from pcm3.tasks.encoders import LoadedEncoder, load_encoder, random_encoder_from_spec
+from pcm3.tasks.bench_pretraining import pretrained_encoders
+from pcm3.tasks.bench_table import data_notes, numbers_note, task_rows, write_tables
+from pcm3.tasks.encoders import LoadedEncoder, random_encoder_from_spec
+from pcm3.tasks.leakage import LeakageCheck, check_leakage
 from pcm3.tasks.results import code_version, result_record, write_result
 
 UNTRIMMED_TASKS = frozenset({"detection"})  # tasks that read the untrimmed store
@@ -70,6 +75,10 @@ class BenchConfig:
     tasks: dict[str, dict[str, Any] | None] = field(
         default_factory=lambda: {"knn": {}, "linear": {}, "occlusion": {}, "detection": {}})
     pictures: bool = True
+    allow_overlap: bool = False  # run tasks whose test data overlaps pre-training (labelled)
+    # fewshot on the pre-training store: "separate" = a second pre-training without the novel
+    # classes for fewshot alone; "shared" = one without them for every task (rows say so)
+    fewshot_pretraining: Literal["separate", "shared"] = "separate"
 
     def validate(self) -> None:
         if self.pretrain is None and self.encoder is None:
@@ -95,84 +104,6 @@ def task_configs(cfg: BenchConfig) -> dict[str, Any]:
     known = list(TASK_MODULES)
     names = sorted(cfg.tasks, key=lambda n: known.index(n) if n in known else len(known))
     return {n: from_dict(get_task(n).config, cfg.tasks[n] or {}, prefix=f"tasks.{n}") for n in names}
-
-
-def _dotted(mapping: dict[str, Any], prefix: str = "") -> list[str]:
-    """``{"a": {"b": 1}, "c.d": [1, 2]}`` -> ``["a.b=1", "c.d=[1, 2]"]`` (values as JSON = YAML)."""
-    out = []
-    for key, value in mapping.items():
-        if isinstance(value, dict) and value:
-            out += _dotted(value, f"{prefix}{key}.")
-        else:
-            out.append(f"{prefix}{key}={json.dumps(value)}")
-    return out
-
-
-def pretrain_config(cfg: BenchConfig) -> Any:
-    """The ``PretrainConfig`` of ``cfg.pretrain`` (bench data/device first, overrides win)."""
-    from pcm3.engine.config import PretrainConfig
-
-    assert cfg.pretrain is not None
-    base = [f"data={json.dumps(cfg.data)}"]
-    if cfg.device != "auto":
-        base.append(f"device={json.dumps(cfg.device)}")
-    return load_config(PretrainConfig, cfg.pretrain.config, base + _dotted(cfg.pretrain.overrides))
-
-
-def _check_same_run(pcfg: Any, run_dir: Path) -> None:
-    """Refuse to resume a pre-training run folder that was made with another config."""
-    written = run_dir / "config.yaml"
-    if not written.exists():
-        return
-    old = migrate_config(yaml.safe_load(written.read_text()) or {})
-    new = yaml.safe_load(yaml.safe_dump(to_dict(pcfg)))
-    differ = [k for k in _changed_keys(old, new) if k != "device"]
-    if differ:
-        raise Pcm3Error(f"{run_dir} holds a pre-training run with another config (differs in: "
-                        f"{', '.join(differ)}); choose another --out or delete that folder")
-
-
-def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys present in both trees whose values differ (keys a newer pcm3 added are not
-    a change: their defaults keep the old behaviour)."""
-    out = []
-    for key in old.keys() & new.keys():
-        if isinstance(old[key], dict) and isinstance(new[key], dict):
-            out += _changed_keys(old[key], new[key], f"{prefix}{key}.")
-        elif old[key] != new[key]:
-            out.append(f"{prefix}{key}")
-    return sorted(out)
-
-
-def pretrained_encoder(cfg: BenchConfig, out_dir: Path, log: Log) -> tuple[LoadedEncoder, dict[str, Any]]:
-    """The encoder under test: ``cfg.encoder``, or the result of (resumed) pre-training."""
-    if cfg.encoder is not None:
-        log(f"[bench] encoder: {cfg.encoder}")
-        if "fewshot" in cfg.tasks:
-            log("[bench] note: few-shot numbers assume this encoder never saw the novel classes")
-        return load_encoder(cfg.encoder), {"encoder": cfg.encoder}
-    from pcm3.engine.pretrain import resolve_store, run_pretraining
-
-    pcfg = pretrain_config(cfg)
-    if "fewshot" in cfg.tasks and not pcfg.exclude_classes:
-        from pcm3.tasks.fewshot import novel_class_indices
-
-        novel = task_configs(cfg)["fewshot"].novel_classes
-        pcfg.exclude_classes = novel_class_indices(resolve_store(pcfg.data), novel)
-        log(f"[bench] the few-shot novel classes {pcfg.exclude_classes} are held out of pre-training")
-    run_dir = out_dir / "pretrain"
-    _check_same_run(pcfg, run_dir)
-    finished = run_dir / "summary.json"
-    if finished.exists() and (run_dir / "checkpoints" / "last.pt").exists():
-        log(f"[bench] pre-training in {run_dir} is finished: reusing it")
-        summary = json.loads(finished.read_text())
-    else:
-        log(f"[bench] pre-training into {run_dir} (resumed if it exists) ...")
-        summary = run_pretraining(pcfg, run_dir, resume="auto")
-    info = {"run_dir": str(run_dir), "config": to_dict(pcfg), "summary": summary}
-    if (run_dir / "run_info.json").exists():  # the resolved device / precision / threads
-        info["run_info"] = json.loads((run_dir / "run_info.json").read_text())
-    return load_encoder(run_dir / "checkpoints" / "last.pt"), info
 
 
 def reference_encoders(cfg: BenchConfig, pretrained: LoadedEncoder, in_channels: int,
@@ -256,16 +187,29 @@ class _Stores:
         return self.trimmed.path, self.trimmed
 
 
+def data_fingerprint(task: str, task_cfg: Any, store: Any) -> str:
+    """The fingerprint of the data ``task`` reads: ``store``'s, joined (``+``) with that of the
+    task's own store (``fewshot``'s ``data``, ``transfer``'s ``target``) when it names one."""
+    from pcm3.data.store import open_store
+
+    own = getattr(task_cfg, "data", None) if task == "fewshot" else getattr(task_cfg, "target", None)
+    return store.fingerprint if not own else f"{store.fingerprint}+{open_store(own).fingerprint}"
+
+
 def run_task(task: str, task_cfg: Any, encoder_name: str, encoder: LoadedEncoder, stores: _Stores,
-             cfg: BenchConfig, out_dir: Path, device: torch.device) -> tuple[dict[str, Any], bool]:
-    """``(record, cached)``: one task on one encoder, or its stored result when still valid."""
+             cfg: BenchConfig, out_dir: Path, device: torch.device,
+             leakage: LeakageCheck) -> tuple[dict[str, Any], bool]:
+    """``(record, cached)``: one task on one encoder, or its stored result when still valid;
+    ``leakage``: the task's check against the encoder's pre-training data (recorded)."""
     store_path, store = stores.for_task(task)
     fingerprint = encoder_fingerprint(encoder)
+    data = data_fingerprint(task, task_cfg, store)
     record_key = {"task": task, "encoder": encoder_name, "config": _plain(to_dict(task_cfg)),
-                  "seed": cfg.seed, "data_fingerprint": store.fingerprint, "encoder_fingerprint": fingerprint}
+                  "seed": cfg.seed, "data_fingerprint": data, "encoder_fingerprint": fingerprint}
     path = out_dir / "tasks" / encoder_name / f"{task}.json"
     record = _cached_record(path, record_key)
     if record is not None:
+        record.update(pretraining_overlap=leakage.label, overlap_examples=leakage.examples)
         return record, True
     task_dir = out_dir / "tasks" / encoder_name / task
     task_dir.mkdir(parents=True, exist_ok=True)
@@ -279,9 +223,10 @@ def run_task(task: str, task_cfg: Any, encoder_name: str, encoder: LoadedEncoder
         raise Pcm3Error(f"task {task!r} changed the weights or buffers of the {encoder_name} encoder; "
                         "a task must train a copy (the next tasks would see the changed encoder)")
     record = result_record(task, metrics, config=record_key["config"], seed=cfg.seed, encoder=encoder_name,
-                           data_fingerprint=store.fingerprint, seconds=seconds)
+                           data_fingerprint=data, seconds=seconds)
     record.update(encoder_fingerprint=fingerprint, encoder_source=encoder.source,
-                  split=evaluated_split(task_cfg, store))
+                  split=evaluated_split(task_cfg, store), pretraining_overlap=leakage.label,
+                  overlap_examples=leakage.examples, held_out_classes=held_out_classes(encoder.pretraining))
     write_result(path, record)
     return record, False
 
@@ -297,27 +242,42 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[d
     log(f"[bench] {runtime.describe()}")
     configs = task_configs(cfg)
     stores = _Stores.open(cfg, needs_untrimmed=bool(UNTRIMMED_TASKS & set(configs)))
-    pretrained, pretrain_info = pretrained_encoder(cfg, out_dir, log)
+    if "fewshot" in configs:  # unknown novel classes fail before any pre-training
+        from pcm3.tasks.fewshot import fewshot_store, novel_class_indices
+
+        fewshot = configs["fewshot"]
+        novel_class_indices(fewshot_store(fewshot, stores.trimmed), fewshot.novel_classes)
+    pretrained, fewshot_encoder, pretrain_info = pretrained_encoders(cfg, configs.get("fewshot"), out_dir,
+                                                                     log)
     for task_store in (stores.trimmed, stores.untrimmed):
         if task_store is not None:  # before any task runs: an encoder for another layout / input
             check_compatible(pretrained, task_store)
     name = str(pretrained.config.get("method") or "pretrained")
     c, m = store_input_shape(stores.trimmed)
     encoders = {name: pretrained, **reference_encoders(cfg, pretrained, c, m)}
+
+    def encoders_of(task: str) -> dict[str, LoadedEncoder]:  # fewshot: its separate pre-training
+        return {**encoders, name: fewshot_encoder} if task == "fewshot" and fewshot_encoder else encoders
+
+    leakage = {(task, e): check_leakage(encoder, task, task_cfg, stores.for_task(task)[1], cfg.allow_overlap)
+               for task, task_cfg in configs.items() for e, encoder in encoders_of(task).items()}
     rows: list[dict[str, Any]] = []
     cached: list[str] = []
     for task, task_cfg in configs.items():
-        for encoder_name, encoder in encoders.items():
-            record, was_cached = run_task(task, task_cfg, encoder_name, encoder, stores, cfg, out_dir, device)
+        for encoder_name, encoder in encoders_of(task).items():
+            record, was_cached = run_task(task, task_cfg, encoder_name, encoder, stores, cfg, out_dir, device,
+                                          leakage[task, encoder_name])
             new = task_rows(encoder_name, task, record["metrics"], record.get("split", "-"), cfg.seed,
-                            record["seconds"])
+                            record["seconds"], record["pretraining_overlap"],
+                            held_out_classes(encoder.pretraining))
             rows += new
             cached += [f"{encoder_name}/{task}"] if was_cached else []
             shown = ", ".join(f"{r['metric']} {r['value']:.1f}" for r in new[:4])
             log(f"[bench] {task:<10} {encoder_name:<12} {shown}  ({record['seconds']:.1f} s"
                 f"{', cached' if was_cached else ''})")
     caption = (f"Seed {cfg.seed}; data {stores.trimmed.path} ({stores.trimmed.fingerprint}); values in "
-               f"percent where the metric is an accuracy or mAP; {numbers_note(rows)}.")
+               f"percent where the metric is an accuracy or mAP; {numbers_note(rows)}"
+               + "".join(f"; {note}" for note in [data_notes(rows)] if note) + ".")
     write_tables(out_dir, rows, caption)
     provenance = {
         "config": to_dict(cfg), "code_version": code_version(), "device": str(device),
@@ -326,7 +286,9 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[d
         "untrimmed": None if stores.untrimmed is None else
         {"path": str(stores.untrimmed_path), "fingerprint": stores.untrimmed.fingerprint},
         "encoders": {n: {"source": e.source, "fingerprint": encoder_fingerprint(e), "stream": e.stream,
-                         "view_frames": e.view_frames} for n, e in encoders.items()},
+                         "view_frames": e.view_frames}
+                     for n, e in [*encoders.items(), *([(f"{name} (fewshot)", fewshot_encoder)]
+                                                       if fewshot_encoder else [])]},
         "pretrain": pretrain_info, "tasks": {t: to_dict(c) for t, c in configs.items()},
         "cached": cached, "seconds": round(time.perf_counter() - start, 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

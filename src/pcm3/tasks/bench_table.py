@@ -1,8 +1,13 @@
 """The benchmark's result files: ``results.json`` (a list of rows), ``results.csv`` (the same
 rows) and ``results.md`` (one table: a row per task/metric, a column per encoder).
 
-A row is ``{"encoder", "task", "metric", "value", "split", "seed", "seconds"}``; ``seconds`` is
-the wall-clock time of the whole task for that encoder (the same on each of its metric rows).
+A row is ``{"encoder", "task", "metric", "value", "split", "seed", "seconds",
+"pretraining_overlap", "held_out_classes"}``; ``seconds`` is the wall-clock time of the whole task
+for that encoder (the same on each of its metric rows); ``pretraining_overlap`` says whether the
+evaluated samples overlap the encoder's pre-training samples (``none``, ``<n> samples (allowed)``,
+``unchecked: ...``, ``n/a: not pre-trained``); ``held_out_classes`` lists the classes (``; ``
+separated) the encoder's pre-training left out, empty when none. In ``results.md`` a value whose
+row overlaps is marked ``!`` and the caption names the held-out classes.
 """
 
 from __future__ import annotations
@@ -16,19 +21,49 @@ from typing import Any
 
 from pcm3.errors import Pcm3Error
 
-ROW_KEYS = ("encoder", "task", "metric", "value", "split", "seed", "seconds")
+ROW_KEYS = ("encoder", "task", "metric", "value", "split", "seed", "seconds", "pretraining_overlap",
+            "held_out_classes")
+OVERLAP_MARK = "!"
 
 
-def task_rows(encoder: str, task: str, metrics: dict[str, Any], split: str, seed: int,
-              seconds: float) -> list[dict[str, Any]]:
+def task_rows(encoder: str, task: str, metrics: dict[str, Any], split: str, seed: int, seconds: float,
+              overlap: str = "unchecked", held_out: Sequence[str] = ()) -> list[dict[str, Any]]:
     """One row per metric of one task run (values as floats)."""
     rows = []
     for metric, value in metrics.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise Pcm3Error(f"task {task!r} returned a non-numeric metric {metric!r}: {value!r}")
         rows.append({"encoder": encoder, "task": task, "metric": metric, "value": float(value),
-                     "split": split, "seed": seed, "seconds": round(float(seconds), 2)})
+                     "split": split, "seed": seed, "seconds": round(float(seconds), 2),
+                     "pretraining_overlap": overlap, "held_out_classes": "; ".join(held_out)})
     return rows
+
+
+def _overlaps(row: dict[str, Any]) -> bool:
+    return str(row.get("pretraining_overlap", "")).endswith("(allowed)")
+
+
+def data_notes(rows: Sequence[dict[str, Any]]) -> str:
+    """Caption sentences on the data behind the rows: overlapping rows (marked ``!``), classes
+    held out of an encoder's pre-training (per encoder, with the tasks affected) and encoders
+    whose pre-training data could not be checked; empty when there is nothing to say."""
+    notes = []
+    marked = _order(f"{r['encoder']}/{r['task']} ({r['pretraining_overlap']})" for r in rows if _overlaps(r))
+    if marked:
+        notes.append(f"{OVERLAP_MARK} = the evaluated samples overlap the encoder's pre-training samples "
+                     f"(allow_overlap): {', '.join(marked)}")
+    held: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if r.get("held_out_classes"):
+            held.setdefault((r["encoder"], r["held_out_classes"]), []).append(r["task"])
+    for (encoder, classes), tasks in held.items():
+        notes.append(f"the {encoder} encoder of {', '.join(_order(tasks))} was pre-trained without classes "
+                     f"[{classes}]")
+    unchecked = _order(r["encoder"] for r in rows
+                       if str(r.get("pretraining_overlap", "")).startswith("unchecked"))
+    if unchecked:
+        notes.append(f"not checked for overlap with pre-training data (no record): {', '.join(unchecked)}")
+    return "; ".join(notes)
 
 
 BEST_OVER_EVALS = "_best_over_evals"  # suffix of metrics selected on the test split
@@ -55,18 +90,21 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
     Rows: task/metric in the order first met; columns: encoders in the order first met (the
     pre-trained encoder comes first in a bench), values to 1 decimal, ``-`` where an encoder has
-    no value; last column: each encoder's seconds for the task (on the task's first row).
+    no value, ``!`` after a value whose evaluated samples overlap pre-training; last column: each
+    encoder's seconds for the task (on the task's first row).
     """
     encoders = _order(r["encoder"] for r in rows)
     keys = _order((r["task"], r["metric"]) for r in rows)
     value = {(r["task"], r["metric"], r["encoder"]): r["value"] for r in rows}
+    marked = {(r["task"], r["metric"], r["encoder"]) for r in rows if _overlaps(r)}
     seconds = {(r["task"], r["encoder"]): r["seconds"] for r in rows}
     header = ["task", "metric", *encoders, f"seconds ({' / '.join(encoders)})"]
     body = []
     previous_task = None
     for task, metric in keys:
         cells = [task if task != previous_task else "", metric]
-        cells += [_number(value[task, metric, e]) if (task, metric, e) in value else "-" for e in encoders]
+        cells += [_number(value[task, metric, e]) + (OVERLAP_MARK if (task, metric, e) in marked else "")
+                  if (task, metric, e) in value else "-" for e in encoders]
         times = [f"{seconds[task, e]:.1f}" if (task, e) in seconds else "-" for e in encoders]
         cells.append(" / ".join(times) if task != previous_task else "")
         body.append(cells)

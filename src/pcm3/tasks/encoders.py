@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from pcm3.config import to_dict
+from pcm3.data.sample_record import RECORD_KEY, check_record
 from pcm3.engine.config import PretrainConfig
 from pcm3.errors import Pcm3Error
 from pcm3.layouts import Layout
@@ -31,7 +32,9 @@ from pcm3.models.legacy import migrate_config
 @dataclass
 class LoadedEncoder:
     """An encoder and its provenance. ``source`` names it in result tables; ``spec`` is None only
-    for the parameter-free ``raw`` reference."""
+    for the parameter-free ``raw`` reference; ``pretraining`` is the record of the samples it was
+    pre-trained on (:mod:`pcm3.data.sample_record`), None when its file has none (official or
+    foreign weights, files of older pcm3 versions) or it was never pre-trained."""
 
     encoder: PromptedEncoder
     layout: Layout
@@ -40,34 +43,43 @@ class LoadedEncoder:
     source: str
     config: dict[str, Any] = field(default_factory=dict)
     spec: EncoderSpec | None = None
+    pretraining: dict[str, Any] | None = None
 
     @property
     def feature_dim(self) -> int:
         return self.encoder.feature_dim
 
 
-def loaded(encoder: PromptedEncoder, source: str, config: dict[str, Any]) -> LoadedEncoder:
+def loaded(encoder: PromptedEncoder, source: str, config: dict[str, Any],
+           pretraining: dict[str, Any] | None = None) -> LoadedEncoder:
     """A :class:`LoadedEncoder` of an encoder that carries its spec."""
     spec = encoder.spec
     if spec is None:
         raise Pcm3Error(f"{source}: the encoder carries no spec")
-    return LoadedEncoder(encoder, spec.layout, spec.stream, spec.view_frames, source, config, spec)
+    return LoadedEncoder(encoder, spec.layout, spec.stream, spec.view_frames, source, config, spec,
+                         pretraining)
 
 
 def _from_pcm3_checkpoint(path: Path) -> tuple[LoadedEncoder, dict[str, Any]]:
-    """The encoder of a checkpoint, and the checkpoint's provenance (data fingerprint, step)."""
+    """The encoder of a checkpoint, and the checkpoint's provenance (data fingerprint, step, the
+    record of its pre-training samples when it has one)."""
     from pcm3.engine.checkpoint import load_checkpoint
 
     state = load_checkpoint(path)
     encoder = feature_encoder_from_checkpoint(state, str(path))
-    provenance = {"data_fingerprint": str(state.get("data_fingerprint")), "step": str(state.get("step"))}
-    return loaded(encoder, str(path), checkpoint_config(state)), provenance
+    provenance: dict[str, Any] = {"data_fingerprint": str(state.get("data_fingerprint")),
+                                  "step": str(state.get("step"))}
+    record = state.get(RECORD_KEY)
+    if record is not None:
+        provenance[RECORD_KEY] = check_record(record, str(path))
+    return loaded(encoder, str(path), checkpoint_config(state), record), provenance
 
 
 def _from_safetensors(path: Path) -> LoadedEncoder:
     encoder, meta = read_encoder(path)
     config = migrate_config(json.loads(meta["pcm3_config"])) if "pcm3_config" in meta else {}
-    return loaded(encoder, str(path), config)
+    record = check_record(json.loads(meta[RECORD_KEY]), str(path)) if RECORD_KEY in meta else None
+    return loaded(encoder, str(path), config, record)
 
 
 def random_encoder_from_spec(spec: EncoderSpec, seed: int = 0, config: dict[str, Any] | None = None
@@ -101,13 +113,14 @@ def export_encoder(source: str | Path, out: str | Path, onnx: bool = False) -> P
     """Write the encoder of a checkpoint (or of another export) to ``out``: as safetensors (the
     default: the backbone's weights, its input prompt and spec) or, with ``onnx``, as an ONNX
     graph of its sequence feature (:mod:`pcm3.models.onnx_export`); both carry the pre-training
-    config, data fingerprint and step as provenance."""
+    config, data fingerprint, step and the record of the pre-training samples as provenance."""
     source = Path(source)
     if not onnx and Path(out).suffix == ".onnx":
         raise Pcm3Error(f"{out}: an .onnx file name, but the export is safetensors unless asked "
                         "for ONNX (pcm3 export --onnx)")
     if source.suffix == ".safetensors" or not source.exists():
-        enc, provenance = load_encoder(source), {}
+        enc = load_encoder(source)
+        provenance = {} if enc.pretraining is None else {RECORD_KEY: enc.pretraining}
     else:
         enc, provenance = _from_pcm3_checkpoint(source)
     if onnx:

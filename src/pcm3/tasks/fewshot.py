@@ -1,8 +1,10 @@
 """Few-shot recognition of classes unseen in pre-training (survey §4.4 "Unsupervised Few-shot
 Learning", after Lu et al. 2022).
 
-The novel classes (config ``novel_classes``, or every 4th class: indices 3, 7, 11, ...) are
-excluded from pre-training (:func:`novel_class_indices` is shared by both sides). Features of
+The novel classes (config ``novel_classes``, or every 4th class: indices 3, 7, 11, ...) of the
+store ``data`` (default: the task's store) must be unseen in pre-training: ``pcm3 bench``
+pre-trains without them, or the store is another dataset than pre-training's (NTU-60 ->
+NTU-120); :func:`novel_class_indices` is shared by both sides. Features of
 the novel-class clips are computed once with the frozen encoder on the evaluation view. Each
 N-way K-shot episode draws ``ways`` distinct novel classes, ``shots`` support clips per class
 from the training split and ``queries`` query clips per class from the test split; a linear
@@ -14,6 +16,7 @@ the queries. Metrics: ``acc_5way1shot`` (mean over episodes, percent) and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -39,18 +42,18 @@ def novel_class_indices(store: SkeletonStore, spec: list[int | str] | None) -> l
             raise ConfigError(f"store {store.path} has {len(names)} classes; the default novel classes "
                               f"(every {NOVEL_EVERY}th) need at least {NOVEL_EVERY}: set novel_classes")
         return chosen
-    out = set()
+    out, absent = set(), []
     for item in spec:
-        if isinstance(item, str):
-            if item not in names:
-                raise ConfigError(f"novel class {item!r} is not a class of store {store.path}; "
-                                  f"classes: {names}")
+        if isinstance(item, str) and item in names:
             out.add(names.index(item))
         elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(names):
             out.add(item)
         else:
-            raise ConfigError(f"novel class {item!r} is not a class name or an index in 0..{len(names) - 1} "
-                              f"of store {store.path}")
+            absent.append(item)
+    if absent:
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise ConfigError(f"novel classes {absent} are not classes of store {store.path} (names, or indices "
+                          f"0..{len(names) - 1}; its {len(names)} classes: {shown})")
     if not out:
         raise ConfigError("novel_classes is empty")
     return sorted(out)
@@ -60,6 +63,7 @@ def novel_class_indices(store: SkeletonStore, spec: list[int | str] | None) -> l
 class FewshotConfig:
     """Defaults: 5-way 1-/5-shot, 600 episodes, 15 queries per class (the common episode protocol)."""
 
+    data: str | None = None  # the store of the novel classes (default: the task's store)
     train_split: str | None = None
     test_split: str | None = None
     novel_classes: list[int | str] | None = None
@@ -102,9 +106,16 @@ def episode_accuracies(support_features: np.ndarray, support_labels: np.ndarray,
     return acc
 
 
+def fewshot_store(cfg: FewshotConfig, default: SkeletonStore | str | Path) -> SkeletonStore:
+    """The store the episodes come from: ``cfg.data``, else ``default`` (a store or its path)."""
+    if cfg.data is None and isinstance(default, SkeletonStore):
+        return default
+    return open_trimmed(cfg.data or default, "fewshot")  # type: ignore[arg-type]
+
+
 @register_task("fewshot", FewshotConfig, "N-way K-shot episodes on novel classes, SVM on frozen features")
 def run(ctx: TaskContext, cfg: FewshotConfig) -> dict[str, float]:
-    store = open_trimmed(ctx.store_path, "fewshot")
+    store = fewshot_store(cfg, ctx.store_path)
     check_compatible(ctx.encoder, store)
     train, test = split_pair(store, cfg.train_split, cfg.test_split)
     novel = novel_class_indices(store, cfg.novel_classes)
