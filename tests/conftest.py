@@ -162,3 +162,12 @@ def tiny_store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("stores") / "tiny"
     write_store(path, make_tiny_converted())
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run faster on one thread, and far faster on a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -20,12 +20,7 @@ from ..conftest import tiny_model
 METHODS = [("pcm3", []), ("pcm3pp", []), ("pcm3pp", ["clip.path=mask"])]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: faster on one thread
 
 
 @pytest.mark.parametrize("backbone", known_backbones())

@@ -23,12 +23,7 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: faster on one thread
 
 
 def _trainer(method, store_path, run_dir, *overrides, on_step=None):

@@ -26,12 +26,7 @@ pytest.importorskip("onnx")
 CLIPS = [(3, 11, [11, 4, 1]), (1, 24, [24]), (2, 16, [16, 9])]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: faster on one thread
 
 
 def variants() -> list[tuple[str, dict]]:
