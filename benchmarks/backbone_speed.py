@@ -213,11 +213,13 @@ def main() -> None:
                           f"peak {r['peak_rss_mb']:.0f} MB, finite {r['finite']}", file=sys.stderr,
                           flush=True)
                     results.append(r)
+    Path("runs").mkdir(exist_ok=True)
+    Path("runs/backbone_speed_results.json").write_text(json.dumps(results))  # kept if the report fails
     m = machine()
     block = "\n".join([
         START, f"Command: `python benchmarks/backbone_speed.py {' '.join(sys.argv[1:])}`  ",
         f"Date: {datetime.datetime.now().isoformat(timespec='minutes')}  ",
-        f"Machine: {m['cpu']} ({m['simd']}), {m['cores']} cores, torch {m['torch']}, "
+        f"Machine: {m['capability']}; {m['cores']}; torch {m['torch']}, "
         f"torch threads {args.threads}  ",
         f"Load average (1/5/15 min) before: {load_before}, after: "
         f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())}  ",
