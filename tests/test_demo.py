@@ -4,8 +4,6 @@ fake pose estimator (2-D encoder, frames without a person); the refusals."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
@@ -24,6 +22,7 @@ from pcm3.tasks.detection_features import FrameFeatureOptions
 from pcm3.tasks.detection_head import load_detection_head, save_detection_head
 
 from .data.pose.fake_pose import FakePose, open_fake_video, write_fake_video
+from .real_data import in_ci
 
 CLASSES = ["wave", "clap"]
 
@@ -58,7 +57,7 @@ def astronaut(tmp_path_factory):
         import mediapipe  # noqa: F401
         from skimage import data
     except ImportError as exc:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"CI must run the video tests: {exc}")
         pytest.skip(f"the video extra is missing ({exc}): pip install 'pcm3[video]'")
     from pcm3.data.pose.frames import panned_frames, write_video

@@ -3,13 +3,14 @@ astronaut) and the failure paths. These need the ``video`` extra; they skip, say
 where it is not installed, and fail instead when the ``CI`` environment variable is set."""
 
 import json
-import os
 
 import numpy as np
 import pytest
 
 from pcm3.cli import main
 from pcm3.data import open_store
+
+from ...real_data import in_ci
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def video_extra():
         reason = (f"the video extra is missing ({exc}): pip install 'pcm3[video]' (mediapipe 0.10.14, "
                   "whose wheels stop at Python 3.12; scripts/bootstrap.sh leaves the extra out where "
                   "pip finds no wheel)")
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"CI must run the video tests: {reason}")
         pytest.skip(reason)
 
