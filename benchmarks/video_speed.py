@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +37,12 @@ from pcm3.models.registry import BACKBONES, known_backbones
 from pcm3.tasks.encoders import random_encoder
 
 START, END = "<!-- video-speed:start -->", "<!-- video-speed:end -->"
+_T0 = time.perf_counter()
+
+
+def progress(stage: str) -> None:
+    """One line on stderr per stage, with the time since start: a slow stage shows where it is."""
+    print(f"[{time.perf_counter() - _T0:7.1f} s] {stage}", file=sys.stderr, flush=True)
 
 
 def cpu_name() -> str:
@@ -55,10 +62,12 @@ def video_rates(frames: int, size: tuple[int, int], repeats: int) -> dict[str, f
     with tempfile.TemporaryDirectory() as tmp:
         path = write_video(Path(tmp) / "astronaut.mp4", panned_frames(data.astronaut(), frames, size), fps=30)
         decode, pose, found = [], [], 0
-        for _ in range(repeats):
+        for r in range(repeats):
+            progress(f"video: decoding {frames} frames (repeat {r + 1}/{repeats})")
             start = time.perf_counter()
             count = sum(1 for _ in open_video(path).frames)
             decode.append(count / (time.perf_counter() - start))
+            progress(f"video: decoding + MediaPipe Pose (repeat {r + 1}/{repeats})")
             start = time.perf_counter()
             skeleton = estimate_video(path, VideoPoseOptions(progress=False))
             pose.append(frames / (time.perf_counter() - start))
@@ -77,9 +86,11 @@ def config_for(config: Path, backbone: str) -> PretrainConfig:
     return from_dict(PretrainConfig, data)
 
 
-def embed_rates(config: Path, backbones: list[str], clips: int, clip_frames: int,
+def embed_rates(config: Path, backbones: list[str], clips: int, dense_clips: int, clip_frames: int,
                 batch: int) -> list[dict[str, float | str]]:
-    """Clips per second of ``encode`` (per clip and per frame) for each backbone."""
+    """Clips per second of ``encode`` for each backbone: one feature per clip on ``clips`` clips,
+    per-frame features on the first ``dense_clips`` (the detection task's window features: one
+    window per frame, ``clip_frames`` times the work)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(clips, 2, clip_frames, NTU25.num_joints, 3)).cumsum(axis=2).astype(np.float32) * 0.01
     rows = []
@@ -88,11 +99,13 @@ def embed_rates(config: Path, backbones: list[str], clips: int, clip_frames: int
         embedder = Embedder(random_encoder(cfg, NTU25, 3, 2), batch_size=batch)
         row: dict[str, float | str] = {"backbone": name, "dim": embedder.feature_dim,
                                        "view": embedder.loaded.view_frames}
-        for dense in (False, True):
-            embedder.encode(x[:batch], dense=dense, preprocess=False)  # warm-up
+        for dense, n in ((False, clips), (True, dense_clips)):
+            progress(f"{name}: encode {n} clips, {'per-frame features' if dense else 'one feature each'}")
+            embedder.encode(x[: 1 if dense else batch], dense=dense, preprocess=False)  # warm-up
             start = time.perf_counter()
-            embedder.encode(x, dense=dense, preprocess=False)
-            row["dense" if dense else "clip"] = clips / (time.perf_counter() - start)
+            embedder.encode(x[:n], dense=dense, preprocess=False)
+            row["dense" if dense else "clip"] = n / (time.perf_counter() - start)
+        progress(f"{name}: pre-processing and evaluation views")
         start = time.perf_counter()
         embedder.prepare(x)
         row["preprocess"] = clips / (time.perf_counter() - start)
@@ -121,6 +134,7 @@ def view_rates(embedder: Embedder, clips: int, batch: int) -> dict[str, float | 
         from pcm3.models.onnx_export import export_onnx
     except ImportError:
         return rates
+    progress("onnxruntime on the ONNX export")
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(embedder.module, Path(tmp) / "encoder.onnx")
         options = ort.SessionOptions()
@@ -145,8 +159,10 @@ def markdown(video: dict[str, float], rows: list[dict], args: argparse.Namespace
              f"complexity 1, the tracker's start-up included; person found in {video['found']} of "
              f"{args.frames} frames): **{video['pose']:.1f} frames/s** (decoding alone "
              f"{video['decode']:.0f} frames/s).", "",
-             f"`Embedder.encode`, {args.clips} clips of {args.clip_frames} frames, NTU layout, 2 persons, "
-             f"batch {args.batch}, sizes of `{args.config}`:", "",
+             f"`Embedder.encode`, {args.clips} clips of {args.clip_frames} frames ({args.dense_clips} clips "
+             f"for per-frame features), NTU layout, 2 persons, batch {args.batch}, sizes of "
+             f"`{args.config}`. Per-frame features use the detection task's default `features=window`: "
+             "one window per frame (`features=sequence` is one pass for a causal encoder):", "",
              "| backbone | D | view frames | clips/s (one feature per clip) | clips/s (per frame) | "
              "clips/s (pre-processing alone) | views/s PyTorch | views/s onnxruntime |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -165,6 +181,7 @@ def main() -> None:
     p.add_argument("--config", type=Path, default=Path("configs/pcm3_ntu60_xsub.yaml"))
     p.add_argument("--backbones", default=",".join(sorted(BACKBONES)))
     p.add_argument("--clips", type=int, default=256)
+    p.add_argument("--dense-clips", type=int, default=8, help="clips for the per-frame features")
     p.add_argument("--clip-frames", type=int, default=100)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
@@ -173,8 +190,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     video = video_rates(args.frames, tuple(args.size), args.repeats)
-    rows = embed_rates(args.config, args.backbones.split(","), args.clips, args.clip_frames, args.batch)
+    rows = embed_rates(args.config, args.backbones.split(","), args.clips, args.dense_clips,
+                       args.clip_frames, args.batch)
     load_after = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    progress("done")
     block = markdown(video, rows, args, (load_before, load_after))
     print(block)
     if args.write:
