@@ -17,6 +17,7 @@ from pcm3.config import to_dict
 from pcm3.data import Converted, Sample, write_store
 from pcm3.errors import ConfigError
 from pcm3.layouts import Layout, layout_from_dict
+from pcm3.models.masked_norm import masked_batch_norm
 from pcm3.models.registry import create_backbone, get_backbone, register_backbone
 
 HANDS8 = layout_from_dict(
@@ -108,12 +109,20 @@ class FrameMLP(nn.Module):
         s = self.time_stride
         if lengths is not None:
             x = x * (torch.arange(t, device=x.device) < lengths.to(x.device)[:, None]).view(n, 1, t, 1, 1)
-        u = self.norm(x.permute(0, 4, 2, 1, 3).reshape(n * m * t, self.cv)).view(n, m, t, self.cv)
+        frames = None
+        if lengths is not None:  # padded frames stay out of the train-mode BatchNorm statistics
+            frames = torch.arange(t, device=x.device) < lengths.to(x.device)[:, None]
+            frames = frames.repeat_interleave(m, 0)
+        u = masked_batch_norm(self.norm, x.permute(0, 4, 2, 1, 3).reshape(n * m * t, self.cv), frames)
+        u = u.view(n, m, t, self.cv)
         if input_prompt is not None:
             u = u + input_prompt.reshape(-1, 1, 1, self.cv)
         steps = (t + s - 1) // s  # not -(-t // s): ONNX integer division truncates (models/onnx_export.py)
         u = nn.functional.pad(u, (0, 0, 0, steps * s - t)).reshape(n, m, steps, s * self.cv)
         h = torch.relu(self.embed(u)).mean(dim=1)  # (N, T', width)
+        if lengths is not None:  # padded steps zeroed: the conv sees the same border however long the padding
+            valid = (lengths.to(x.device) + s - 1) // s
+            h = h * (torch.arange(steps, device=x.device) < valid[:, None]).unsqueeze(-1).to(h.dtype)
         return self.mix(h.transpose(1, 2)).transpose(1, 2)
 
     def forward_features(self, x: Tensor, lengths: Tensor | None = None, *,

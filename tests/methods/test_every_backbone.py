@@ -17,14 +17,15 @@ from pcm3.tasks.encoders import export_encoder, load_encoder
 
 from ..conftest import tiny_model
 
-METHODS = [("pcm3", []), ("pcm3pp", []), ("pcm3pp", ["clip.path=mask"])]
+METHODS = [("pcm3", []), ("pcm3pp", []), ("pcm3pp", ["clip.path=mask"]),
+           ("pcm3pp", ["clip.source=key", "clip.path=in_place"])]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: faster on one thread
 
 
 @pytest.mark.parametrize("backbone", known_backbones())
-@pytest.mark.parametrize(("method", "extra"), METHODS, ids=["pcm3", "pcm3pp", "pcm3pp-mask"])
+@pytest.mark.parametrize(("method", "extra"), METHODS, ids=["pcm3", "pcm3pp", "pcm3pp-mask", "pcm3pp-paper"])
 def test_one_training_step_then_checkpoint_and_export(backbone, method, extra, tiny_store_path, tmp_path):
     cfg = load_config(PretrainConfig, None, [*tiny_model(backbone), f"method={method}", "max_steps=1",
                                              "clip.min_frames=5", "clip.max_frames=9", *extra])

@@ -78,6 +78,70 @@ def test_both_clip_paths_give_the_same_causal_feature(path):
         torch.testing.assert_close(method.encoder.forward_features(alone)[0], feats[i], atol=1e-5, rtol=1e-4)
 
 
+def test_clip_padding_stays_out_of_train_mode_batch_norm():
+    """In train mode too, crop (padded to the longest clip) and mask (padded to the view's 16
+    frames) give the same clip features: the zero frames after each clip enter no BatchNorm
+    statistics. Before, the mask path normalised with statistics over mostly zero frames."""
+    views = {"query": torch.randn(6, 3, 16, HANDS8.num_joints, 2)}
+    feats = []
+    for path in ("crop", "mask"):
+        method = _method(f"clip.path={path}").train()
+        clips, lengths = method.clip_views(views, torch.Generator().manual_seed(3))
+        feats.append(method.encoder.forward_features(clips, lengths))
+    torch.testing.assert_close(feats[1], feats[0], atol=1e-5, rtol=1e-4)
+
+
+def test_in_place_clips_keep_their_frames_and_zero_the_rest():
+    method = _method("clip.path=in_place")
+    views = {"query": torch.randn(4, 3, 16, HANDS8.num_joints, 2)}
+    clips, ends = method.clip_views(views, torch.Generator().manual_seed(3))
+    start, length = draw_clips(4, 16, 8, 16, torch.Generator().manual_seed(3), torch.device("cpu"))
+    assert clips.shape == views["query"].shape and torch.equal(ends, start + length)
+    for i in range(4):
+        s, e = int(start[i]), int(start[i] + length[i])
+        torch.testing.assert_close(clips[i, :, s:e], views["query"][i, :, s:e])
+        assert clips[i, :, :s].abs().sum() == 0 and clips[i, :, e:].abs().sum() == 0
+
+
+def _count_key_passes(method) -> list[int]:
+    calls = [0]
+    original = method.key_encoder.forward_features
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    method.key_encoder.forward_features = counted
+    return calls
+
+
+@pytest.mark.parametrize(("source", "key_passes"), [("query", 2), ("key", 1)])
+def test_key_source_cuts_the_key_view_and_reuses_its_embedding(source, key_passes):
+    method = _method(f"clip.source={source}", "clip.path=in_place")
+    calls = _count_key_passes(method)
+    losses = method(*_batch(), torch.Generator().manual_seed(0))
+    assert calls[0] == key_passes and torch.isfinite(losses["clip"])
+    views = {"query": torch.zeros(3, 3, 16, HANDS8.num_joints, 2),
+             "key": torch.ones(3, 3, 16, HANDS8.num_joints, 2)}
+    clips, _ = method.clip_views(views, torch.Generator().manual_seed(0))
+    assert (clips.abs().sum() > 0) == (source == "key")
+
+
+def test_key_source_anchor_is_the_sequence_pairs_key():
+    """With source=key the clip pair's positive is the very tensor k of the sequence pair."""
+    method = _method("clip.source=key", "clip.path=in_place")
+    seen = {}
+    original = method._contrastive_losses
+
+    def spy(pairs, queue):
+        seen.update({name: teacher for name, (_, teacher) in pairs.items()})
+        return original(pairs, queue)
+
+    method._contrastive_losses = spy
+    method(*_batch(), torch.Generator().manual_seed(0))
+    assert seen["clip"] is seen["contrast"]
+
+
 def test_own_clip_queue_receives_the_anchors():
     method = _method("clip.own_queue=true")
     before = method.clip_queue.keys.clone()

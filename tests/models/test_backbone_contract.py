@@ -170,6 +170,38 @@ def test_padding_past_lengths_changes_nothing_in_eval_mode(case):
         torch.testing.assert_close(noisy_d[i, :valid_steps], clean_d[i, :valid_steps], atol=1e-5, rtol=1e-5)
 
 
+def batch_norm_statistics(model) -> list[torch.Tensor]:
+    return [t for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+            for t in (m.running_mean, m.running_var)]
+
+
+@pytest.mark.parametrize(("name", "options"), VARIANTS, ids=VARIANT_IDS)
+@pytest.mark.parametrize("row", [PAIRWISE[1], PAIRWISE[6]], ids=lambda r: "-".join(map(str, r)))
+def test_padding_past_lengths_changes_nothing_in_train_mode(name, options, row, layouts):
+    """Neither the values nor the amount of padding reach a train-mode feature or a BatchNorm's
+    running statistics (padded frames stay out of the batch statistics). Dropout is off: its
+    masks depend on the padded shape."""
+    layout_name, stream, persons, channels = row
+    layout = layouts[layout_name]
+    options = {k: (0.0 if "drop" in k else v) for k, v in options.items()}
+    x = make_input(layout, persons, channels, stream, n=3)
+    lengths = torch.tensor([T, T - 5, 7])
+    padded = torch.zeros(3, channels, T + 8, layout.num_joints, persons)
+    padded[:, :, :T] = x
+    for i, n in enumerate(lengths.tolist()):
+        x[i, :, n:] = 0
+        padded[i, :, n:] = torch.randn_like(padded[i, :, n:]) * 5
+    features, statistics = [], []
+    for batch in (x, padded):
+        _, model = build(name, options, layout, persons, channels, stream)
+        model.train()
+        features.append(model.forward_features(batch, lengths, input_prompt=prompt_for(model, 3)))
+        statistics.append(batch_norm_statistics(model))
+    torch.testing.assert_close(features[1], features[0], atol=1e-4, rtol=1e-4)
+    for a, b in zip(*statistics, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+
+
 def test_causal_steps_do_not_see_the_future(case):
     _, model, x, _ = case
     if not model.causal:

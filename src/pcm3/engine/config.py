@@ -123,7 +123,13 @@ class ClipConfig:
     kl: float = 1.0  # relational KL of the clip pair (joint stream)
     min_frames: int = 8  # clip length ~ U{min_frames .. max_frames} of the view's frames
     max_frames: int = 16
-    path: Literal["crop", "mask"] = "crop"  # crop: clip frames only; mask: view length, rest zeroed
+    # where the clip comes from and what it is contrasted with: "query" = cut from the query view,
+    # anchor = an extra key-encoder pass over the whole query view; "key" = the paper's notation: cut
+    # from the key view x_k, anchor = the key embedding k the sequence pairs already use (no extra pass)
+    source: Literal["query", "key"] = "query"
+    # crop: clip frames only (padded to the batch's longest clip); mask: view length, clip moved to
+    # frame 0, zeros after; in_place: view length, frames outside the clip zeroed, the clip where it was
+    path: Literal["crop", "mask", "in_place"] = "crop"
     own_queue: bool = False  # True: a second queue holding the clip anchors
 
 

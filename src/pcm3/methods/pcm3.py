@@ -225,7 +225,7 @@ class PCM3(MomentumContrastMethod):
             pairs["mix"] = (self._embed(mixed, generator), mixed_key(k, v["partner"], v["lam"]))
 
         losses.update(self._contrastive_losses(pairs, queue))
-        losses.update(self.extra_losses(v, generator, queue))
+        losses.update(self.extra_losses(v, generator, queue, k))
         weights = self.loss_weights()
         losses["loss"] = sum(weights[name] * value for name, value in losses.items())
         self.queue.enqueue(k)
@@ -257,8 +257,9 @@ class PCM3(MomentumContrastMethod):
         return embeddings if dense is None else (embeddings, dense)
 
     def extra_losses(self, views: dict[str, Tensor], generator: torch.Generator,
-                     queue: Tensor) -> dict[str, Tensor]:
-        """Hook for methods built on PCM3 (PCM3++ adds its clip pair here); none in PCM3."""
+                     queue: Tensor, key: Tensor) -> dict[str, Tensor]:
+        """Hook for methods built on PCM3 (PCM3++ adds its clip pair here); none in PCM3.
+        ``key`` ``(N, embed_dim)``: the key view's embedding, the sequence pairs' positive."""
         return {}
 
     def loss_weights(self) -> dict[str, float]:

@@ -1,18 +1,27 @@
 """PCM3++ (survey §3.2–§3.5): PCM3 plus a clip-level asymmetric contrast and an optional
 post-distillation stage. Everything else is :class:`PCM3`.
 
-Clip pair (Eq. 5 on a new positive): from the query view (after its spatial transform), a
-contiguous clip of ``U{min_frames..max_frames}`` frames goes through the query branch; the
-key branch encodes the whole query view, same spatial transform, as the anchor::
+Clip pair (Eq. 5 on a new positive), two readings (``clip.source``):
 
-    q_clip = g(E(clip + base) ⊕ cl)          k_clip = g_k(E_k(query view + base) ⊕ cl)
+- ``"query"`` (default): a contiguous clip of ``U{min_frames..max_frames}`` frames is cut from the
+  query view (after its spatial transform) and goes through the query branch; the key branch
+  encodes the whole query view, same spatial transform, as the anchor (one extra key pass)::
 
-``clip.path = "crop"`` (default) encodes the clips alone, padded to the longest clip of the
+      q_clip = g(E(clip(view1) + base) ⊕ cl)          k_clip = g_k(E_k(view1 + base) ⊕ cl)
+
+- ``"key"`` (the paper's notation): the clip is cut from the key view x_k and its anchor is the key
+  embedding ``k`` of the sequence pairs (no extra pass)::
+
+      q_clip = g(E(clip(view2) + base) ⊕ cl)          k_clip = k
+
+``clip.path``: ``"crop"`` (default) encodes the clips alone, padded to the longest clip of the
 batch (a GRU's cost grows with the frames, so this is the cheap path); ``"mask"`` keeps the
-view's length, frames outside the clip zeroed and the clip moved to frame 0 (what a
-fixed-length backbone needs; the survey's "we just mask for efficiency"). Either way the
-feature is pooled over the clip's own frames; for the causal BiGRU in eval mode both paths
-give the same feature. Post-distillation (Eq. 10, ``stage=post_distill``): only the
+view's length, the clip moved to frame 0 and zeros after; ``"in_place"`` keeps the view's length
+and the clip at its own frames, every other frame zeroed (the survey's "we just mask for
+efficiency"). Frames after the clip are padding: left out of the pooling and, in train mode, out
+of BatchNorm statistics (every backbone's contract); with ``in_place`` the zeroed frames before
+the clip are input the encoder sees. For the causal BiGRU in eval mode ``crop`` and ``mask`` give
+the same feature. Post-distillation (Eq. 10, ``stage=post_distill``): only the
 relational KL terms (sequence pairs and clip pair) train; every InfoNCE term and the masked MSE
 get weight 0 unless ``post_distill_terms`` names them (the branches still run: their KL terms
 need them, and the zero-weight terms are logged). Choices the text leaves open:
@@ -69,22 +78,31 @@ class PCM3PlusPlus(PCM3):
         return super().has_unused_parameters or self.cfg.stage == "post_distill"
 
     def clip_views(self, views: dict[str, Tensor], generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """The clips of the query views (path-dependent padding) and their lengths ``(N,)``."""
-        query, c = views["query"], self.cfg.clip
-        n, frames = query.shape[0], query.shape[2]
-        start, length = draw_clips(n, frames, c.min_frames, c.max_frames, generator, query.device)
+        """The clips ``(N, C, T', V, M)`` of the ``clip.source`` views (``clip.path`` padding) and
+        the valid frames ``(N,)`` the encoder pools over (frames after the clip are padding)."""
+        c = self.cfg.clip
+        view = views[c.source]
+        n, frames = view.shape[0], view.shape[2]
+        start, length = draw_clips(n, frames, c.min_frames, c.max_frames, generator, view.device)
+        if c.path == "in_place":
+            t = torch.arange(frames, device=view.device)
+            inside = (t >= start.unsqueeze(1)) & (t < (start + length).unsqueeze(1))  # (N, T)
+            return view * inside.view(n, 1, frames, 1, 1).to(view.dtype), start + length
         out = frames if c.path == "mask" else int(length.max())
-        return cut_clips(query, start, length, out), length
+        return cut_clips(view, start, length, out), length
 
     def extra_losses(self, views: dict[str, Tensor], generator: torch.Generator,
-                     queue: Tensor) -> dict[str, Tensor]:
+                     queue: Tensor, key: Tensor) -> dict[str, Tensor]:
         if not self._clip_active:
             return {}
         n = views["query"].shape[0]
         base = self._prompt_rows(["base"], n)
-        with torch.no_grad():
-            anchor = self._embed(self.key_encoder.forward_features(views["query"], input_prompt=base),
-                                 generator, key=True)
+        if self.cfg.clip.source == "key":
+            anchor = key
+        else:
+            with torch.no_grad():
+                anchor = self._embed(self.key_encoder.forward_features(views["query"], input_prompt=base),
+                                     generator, key=True)
         clips, lengths = self.clip_views(views, generator)
         feats = self.encoder.forward_features(clips, lengths, input_prompt=base)
         student = self._embed(feats, generator)

@@ -10,10 +10,9 @@ Python loop over frames. Official weights load unchanged (:mod:`pcm3.models.offi
 ``bidirectional=True`` builds a true bidirectional GRU instead (not the official function):
 per-frame features then see the future, which turns masked prediction into in-filling.
 
-Input BatchNorm: its train-mode statistics are taken over all ``N*T`` frames, including
-padding frames past ``lengths`` if the caller passes padded sequences. The training engine
-always passes resized clips whose frames are all valid, so this only matters for callers
-that pass padded batches in train mode.
+Input BatchNorm: with ``lengths``, its train-mode statistics are taken over the valid frames
+only (:func:`~pcm3.models.masked_norm.masked_batch_norm`), so zero padding (PCM3++'s masked
+clips) biases neither the normalisation nor the running statistics.
 """
 
 from __future__ import annotations
@@ -26,8 +25,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pcm3.errors import ConfigError
 from pcm3.layouts import Layout
-from pcm3.models.backbone_checks import check_lengths
+from pcm3.models.backbone_checks import check_lengths, valid_steps_mask
 from pcm3.models.flatten import flatten_frames
+from pcm3.models.masked_norm import masked_batch_norm
 from pcm3.models.registry import register_backbone
 
 POOLINGS = ("last", "mean")
@@ -142,8 +142,10 @@ class BiGRUEncoder(nn.Module):
                 if param.dim() == 2 and not name.startswith("input_norm."):
                     nn.init.xavier_uniform_(param)
 
-    def _normalised_input(self, x: Tensor, input_prompt: Tensor | None) -> Tensor:
-        """``(N, C, T, V, M) -> (N, T, F)``: flatten, BatchNorm over N*T, add the input prompt."""
+    def _normalised_input(self, x: Tensor, input_prompt: Tensor | None, padded: Tensor | None = None
+                          ) -> Tensor:
+        """``(N, C, T, V, M) -> (N, T, F)``: flatten, BatchNorm over the N*T frames (train mode with
+        ``padded`` lengths ``(N,)``: statistics over the valid frames only), add the input prompt."""
         expected = (self.in_channels, self.num_joints, self.num_persons)
         if x.dim() != 5 or (x.shape[1], x.shape[3], x.shape[4]) != expected:
             raise ConfigError(
@@ -152,7 +154,12 @@ class BiGRUEncoder(nn.Module):
             )
         if x.shape[2] < 1:
             raise ConfigError("bigru: input has no frames (T = 0)")
-        u = self.input_norm(flatten_frames(x).transpose(1, 2)).transpose(1, 2)
+        if padded is not None and self.training:
+            n, t = x.shape[0], x.shape[2]
+            valid = valid_steps_mask(padded, t).reshape(-1)
+            u = masked_batch_norm(self.input_norm, flatten_frames(x).reshape(n * t, -1), valid).view(n, t, -1)
+        else:
+            u = self.input_norm(flatten_frames(x).transpose(1, 2)).transpose(1, 2)
         if input_prompt is not None:
             f = self.num_features
             rows = input_prompt.shape[0] if input_prompt.dim() == 2 else 0
@@ -178,9 +185,8 @@ class BiGRUEncoder(nn.Module):
         padding never reaches valid frames, and padded outputs are zero.
         """
         n, t = x.shape[0], x.shape[2]
-        if lengths is not None:
-            check_lengths("bigru", lengths, n, t, x.device)
-        u = self._normalised_input(x, input_prompt)
+        padded = check_lengths("bigru", lengths, n, t, x.device)  # None when every clip is full
+        u = self._normalised_input(x, input_prompt, padded)
         if not self.bidirectional:
             u = u.transpose(0, 1)
             for layer in self.layers:
@@ -214,7 +220,7 @@ class BiGRUEncoder(nn.Module):
         self, x: Tensor, lengths: Tensor | None = None, *, input_prompt: Tensor | None = None
     ) -> Tensor:
         """Sequence features ``(N, feature_dim)``; padding past ``lengths`` never reaches them
-        (in eval mode; in train mode it enters the input BatchNorm statistics)."""
+        (train mode: nor the input BatchNorm statistics)."""
         return self.pool(self.forward_dense(x, lengths, input_prompt=input_prompt), lengths)
 
     def forward(

@@ -19,9 +19,9 @@ so the graph convolution is two GEMM stages (:class:`GraphConv`) without the per
 ``benchmarks/reference_stgcn.py`` holds their formulation; a test checks both agree on the same weights.
 
 Padding: frames at or after ``lengths`` are zeroed at the input of every temporal convolution (at
-that block's resolution, ``ceil(L / stride so far)``) and left out of the pooling, so in eval mode
-they change neither the feature nor the dense steps ``s < ceil(L / 4)``. In train mode they still
-enter the BatchNorm statistics.
+that block's resolution, ``ceil(L / stride so far)``), left out of the pooling and, in train mode,
+out of every BatchNorm's statistics (:func:`~pcm3.models.masked_norm.masked_batch_norm`): they
+change neither the feature nor the dense steps ``s < ceil(L / 4)``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from pcm3.models.backbone_checks import (
     valid_steps_mask,
 )
 from pcm3.models.graph import CENTERS, NUM_PARTITIONS, PARTITIONS, spatial_partition_adjacency
+from pcm3.models.masked_norm import masked_batch_norm
 from pcm3.models.registry import register_backbone
 
 STRIDED_BLOCKS = (4, 7)  # 0-based: blocks 5 and 8
@@ -151,8 +152,9 @@ class STGCNBlock(nn.Module):
             self.residual_conv = nn.Conv2d(in_channels, out_channels, 1, (1, stride))
             self.residual_norm = nn.BatchNorm1d(out_channels)
 
-    def forward(self, x: Tensor, adjacency: Tensor, valid: Tensor | None) -> Tensor:
-        """``valid``: ``(1, B, T, 1)`` 0/1 frames to keep at this block's input, or None (all).
+    def forward(self, x: Tensor, adjacency: Tensor, lengths: Tensor | None) -> Tensor:
+        """``lengths``: ``(B,)`` valid steps at this block's input, or None (all valid). Padded
+        steps are zeroed before the temporal convolution and left out of BatchNorm statistics.
 
         In-place operations act only on fresh BatchNorm outputs (never on views, whose backward
         would copy).
@@ -160,20 +162,30 @@ class STGCNBlock(nn.Module):
         v, b, t, cin = x.shape
         h = self.graph_conv(x.view(v, b * t, cin), adjacency)
         cout = h.shape[-1]
-        h = torch.relu_(self.graph_norm(h.view(-1, cout))).view(v, b, t, cout)
-        if valid is not None:
-            h = h * valid
+        valid_in = None if lengths is None else valid_steps_mask(lengths, t)  # (B, T)
+        h = torch.relu_(masked_batch_norm(self.graph_norm, h.view(-1, cout), _rows(valid_in, v)))
+        h = h.view(v, b, t, cout)
+        if valid_in is not None:
+            h = h * valid_in.to(h.dtype).view(1, b, t, 1)
         h = self.temporal_conv(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # channels-last: a view
         steps = h.shape[2]
-        h = self.temporal_norm(h.reshape(-1, cout))
+        stride = self.temporal_conv.stride[1]
+        valid_out = None if lengths is None else _rows(valid_steps_mask(strided_lengths(lengths, stride),
+                                                                        steps), v)
+        h = masked_batch_norm(self.temporal_norm, h.reshape(-1, cout), valid_out)
         if self.training and self.dropout > 0:
             h.mul_(dropout_mask(h, self.dropout))
         if self.identity_residual:
             h += x.view(-1, cout)
         elif self.residual_conv is not None and self.residual_norm is not None:
             residual = self.residual_conv(x.permute(0, 3, 1, 2).contiguous()).permute(0, 2, 3, 1)
-            h += self.residual_norm(residual.reshape(-1, cout))
+            h += masked_batch_norm(self.residual_norm, residual.reshape(-1, cout), valid_out)
         return torch.relu_(h).view(v, b, steps, cout)
+
+
+def _rows(valid: Tensor | None, joints: int) -> Tensor | None:
+    """``(B, T)`` valid steps -> ``(V*B*T,)``, the row order of ``(V, B, T, C)`` activations."""
+    return None if valid is None else valid.unsqueeze(0).expand(joints, -1, -1).reshape(-1)
 
 
 @register_backbone("stgcn", options=STGCNOptions)
@@ -219,19 +231,18 @@ class STGCN(nn.Module):
         n, c, t, v, m = x.shape
         lengths = check_lengths("stgcn", lengths, n, t, x.device)
         prompt = check_input_prompt("stgcn", input_prompt, self.input_prompt_shape, n)
-        h = self.input_norm(x.permute(0, 4, 2, 3, 1).reshape(n * m * t, v * c)).view(n, m, t, v, c)
+        steps = None if lengths is None else lengths.repeat_interleave(m)  # (N*M,)
+        frames = None if steps is None else valid_steps_mask(steps, t).reshape(-1)  # rows (n, m, t)
+        h = masked_batch_norm(self.input_norm, x.permute(0, 4, 2, 3, 1).reshape(n * m * t, v * c), frames)
+        h = h.view(n, m, t, v, c)
         if prompt is not None:  # (rows, C, V) -> (rows, 1, 1, V, C)
             h = h + prompt.transpose(1, 2).unsqueeze(1).unsqueeze(1)
         h = h.permute(3, 0, 1, 2, 4).reshape(v, n * m, t, c)
-        steps = None if lengths is None else lengths.repeat_interleave(m)
         for i, block in enumerate(self.blocks):
             adjacency = self.adjacency
             if self.edge_importance is not None:
                 adjacency = adjacency * self.edge_importance[i]
-            valid = None
-            if steps is not None:
-                valid = valid_steps_mask(steps, h.shape[2]).to(h.dtype).view(1, n * m, h.shape[2], 1)
-            h = block(h, adjacency, valid)
+            h = block(h, adjacency, steps)
             if steps is not None and i in STRIDED_BLOCKS:
                 steps = strided_lengths(steps, 2)
         return h, steps
