@@ -40,7 +40,7 @@ def test_all_terms_finite_and_total_is_weighted_sum(layout, persons):
     losses = method(*_batch(layout, persons=persons), torch.Generator().manual_seed(0))
     assert set(losses) == {*ALL_TERMS, "loss"}
     assert all(torch.isfinite(v) for v in losses.values())
-    w = method.cfg.loss
+    w = method.options.loss
     expected = (
         losses["contrast"]
         + losses["mix"]
