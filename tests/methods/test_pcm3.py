@@ -83,7 +83,8 @@ def test_semantic_guidance_routes_contrast_gradients_into_the_decoder(guidance):
 
 def test_zero_weights_remove_terms():
     method = _method(
-        "pcm3.loss.mix=0", "pcm3.loss.kl=0", "pcm3.loss.reconstruction=0", "pcm3.loss.masked=0", "pcm3.loss.reconstructed=0"
+        "pcm3.loss.mix=0", "pcm3.loss.kl=0", "pcm3.loss.reconstruction=0", "pcm3.loss.masked=0",
+        "pcm3.loss.reconstructed=0",
     )
     losses = method(*_batch(), torch.Generator().manual_seed(0))
     assert set(losses) == {"contrast", "loss"}
