@@ -13,8 +13,8 @@ _spec.loader.exec_module(speed)
 
 
 def test_results_block_names_the_setting_and_every_backbone():
-    args = argparse.Namespace(size=(640, 480), threads=2, frames=300, clips=256, clip_frames=100, batch=64,
-                              config=Path("configs/pcm3_ntu60_xsub.yaml"))
+    args = argparse.Namespace(size=(640, 480), threads=2, frames=300, clips=256, dense_clips=8,
+                              clip_frames=100, batch=64, config=Path("configs/pcm3_ntu60_xsub.yaml"))
     rows = [{"backbone": "bigru", "dim": 2048, "view": 64, "clip": 12.34, "dense": 3.21, "preprocess": 900.4,
              "torch_view": 20.04, "onnx_view": 25.06},
             {"backbone": "other", "dim": 256, "view": 32, "clip": 100.0, "dense": 50.0, "preprocess": 1000.0,
@@ -23,6 +23,7 @@ def test_results_block_names_the_setting_and_every_backbone():
     lines = block.splitlines()
     assert lines[0] == speed.START and lines[-1] == speed.END
     assert "person found in 299 of 300 frames): **25.0 frames/s** (decoding alone 410 frames/s)" in block
+    assert "256 clips of 100 frames (8 clips for per-frame features)" in block
     assert "| bigru | 2048 | 64 | 12.3 | 3.2 | 900 | 20.0 | 25.1 |" in lines
     assert "| other | 256 | 32 | 100.0 | 50.0 | 1000 | 110.0 | – |" in lines
 
