@@ -192,7 +192,8 @@ class OfficialPCM3(nn.Module):
         self.mp_prompt = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, 2 * m.prompt_length)))
         for name in ("base", "mask", "recons", "mix"):
             setattr(self, f"{name}_prompt", nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, 1, f))))
-        self.register_buffer("queue", F.normalize(torch.randn(m.embed_dim, cfg.moco.queue_size), dim=0))
+        queue_size = cfg.method_options.moco.queue_size
+        self.register_buffer("queue", F.normalize(torch.randn(m.embed_dim, queue_size), dim=0))
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
 
     def _task_prompt(self, f: Tensor, prompt: Tensor) -> Tensor:
@@ -211,7 +212,7 @@ class OfficialPCM3(nn.Module):
 
     def forward(self, im_q: Tensor, im_k: Tensor, im_3: Tensor) -> dict[str, Tensor]:
         """Named losses (``"loss"`` = the weighted total) for the three feeder views."""
-        w, a = self.cfg.loss, self.cfg.augment
+        w, a = self.cfg.method_options.loss, self.cfg.augment
         n, t = im_q.shape[0], im_q.shape[2]
         mask = joint_mask3(n, t, self.layout, self.shape[2], self.shape[0], a.mask_ratio,
                            a.mask_segment_frames)
@@ -229,7 +230,7 @@ class OfficialPCM3(nn.Module):
         pc = self._embed(self.encoder_q, self.encoder_q.features(mixed, self.mix_prompt))
 
         with torch.no_grad():
-            momentum = self.cfg.moco.momentum
+            momentum = self.cfg.method_options.moco.momentum
             for param_q, param_k in zip(self.encoder_q.parameters(), self.encoder_k.parameters(),
                                         strict=True):
                 param_k.data = param_k.data * momentum + param_q.data * (1.0 - momentum)

@@ -10,10 +10,10 @@ from pcm3.errors import ConfigError
 def test_defaults_are_the_paper_settings():
     cfg = PretrainConfig()
     assert (cfg.batch_size, cfg.optim.lr, cfg.optim.weight_decay, cfg.epochs) == (128, 0.02, 1e-4, 451)
-    assert cfg.optim.milestones == [351] and cfg.moco.queue_size == 16384
+    assert cfg.optim.milestones == [351] and cfg.method_options.moco.queue_size == 16384
     assert cfg.model.backbone == "bigru" and cfg.model.decoder_hidden_size == 512
     assert (cfg.model.options.hidden_size, cfg.model.options.num_layers) == (1024, 3)
-    assert cfg.loss.reconstruction == 40.0
+    assert cfg.method_options.loss.reconstruction == 40.0
     assert (cfg.precision, cfg.device, cfg.num_workers) == ("auto", "auto", 0)
 
 

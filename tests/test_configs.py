@@ -4,6 +4,7 @@ import pytest
 
 from pcm3.config import load_config
 from pcm3.engine.config import PretrainConfig
+from pcm3.methods.pcm3_options import MoCoConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("pcm3_*.yaml"))
 
@@ -20,7 +21,7 @@ def test_every_config_loads(path):
 def test_paper_configs_have_the_paper_settings(path):
     cfg = load_config(PretrainConfig, path)
     assert (cfg.batch_size, cfg.optim.lr, cfg.optim.weight_decay, cfg.epochs) == (128, 0.02, 1e-4, 451)
-    assert cfg.optim.milestones == [351] and cfg.moco.queue_size == 16384 and cfg.moco.momentum == 0.999
+    assert cfg.optim.milestones == [351] and cfg.method_options.moco == MoCoConfig(16384, 0.999)
     assert cfg.model.backbone == "bigru" and cfg.model.decoder_hidden_size == 512
     assert (cfg.model.options.hidden_size, cfg.model.options.num_layers) == (1024, 3)
 
@@ -79,7 +80,8 @@ def test_post_distillation_preset_is_eq_10_at_the_paper_scale():
     assert (cfg.method, cfg.stage, cfg.stream) == ("pcm3pp", "post_distill", "joint")
     assert cfg.post_distill_terms == ["kl", "clip_kl"]
     assert (cfg.epochs, cfg.optim.lr, cfg.optim.schedule) == (151, 0.002, "constant")
-    assert (cfg.model, cfg.moco, cfg.batch_size, cfg.split) == (paper.model, paper.moco, 128, paper.split)
+    assert (cfg.model, cfg.method_options.moco, cfg.batch_size, cfg.split) == (
+        paper.model, paper.method_options.moco, 128, paper.split)
     text = path.read_text()
     assert all(f"# {word}" in text for word in ("Terms:", "Epochs:", "Learning rate:"))  # with reasons
 

@@ -193,6 +193,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(cls: type[C], path: str | Path | None, overrides: list[str] | None = None) -> C:
-    """Read ``path`` (may be None), apply ``overrides``, validate into ``cls``."""
-    data = load_yaml(path) if path is not None else {}
-    return from_dict(cls, apply_overrides(data, overrides or []))
+    """Read ``path`` (may be None), apply ``overrides``, validate into ``cls``.
+
+    A class with a ``migrate_mapping(data)`` staticmethod (an older spelling moved to the current
+    one) has it applied to the file and after each override, so a later override wins over an
+    earlier setting whichever spelling either uses.
+    """
+    migrate = getattr(cls, "migrate_mapping", None) or (lambda mapping: mapping)
+    data = migrate(load_yaml(path) if path is not None else {})
+    for override in overrides or []:
+        data = migrate(apply_overrides(data, [override]))
+    return from_dict(cls, data)

@@ -134,3 +134,21 @@ def test_pkummd_benchmark_table_is_mean_and_sample_std_per_protocol():
 def test_pretrain_speed_configs_build_for_every_backbone(backbone, size):
     cfg = pretrain_speed.make_config(size, "fp32", backbone)
     assert cfg.model.backbone == backbone and cfg.batch_size == pretrain_speed.SIZES[size]["batch"]
+
+
+def test_ablation_and_clip_reading_overrides_still_read_on_the_quick_config():
+    """The scripts pass the older top-level spelling (``loss.masked=1``, ``clip.source=key``) on
+    configs/pcm3_quick.yaml, whose settings sit in its ``pcm3`` block: each row gets what it names."""
+    from pcm3.config import load_config
+    from pcm3.engine.config import PretrainConfig
+
+    quick = BENCHMARKS.parent / "configs" / "pcm3_quick.yaml"
+    rows = {name: load_config(PretrainConfig, quick, [*ablation.VIEW, *o]) for name, _, o in ablation.ROWS}
+    assert [rows[n].method_options.loss.masked for n in ("contrast", "pairs", "guidance")] == [0.0, 1.0, 1.0]
+    assert not rows["pairs"].method_options.loss.semantic_guidance
+    assert rows["clip"].method == "pcm3pp" and rows["clip"].method_options.loss.reconstruction == 40.0
+    assert rows["clip"].method_options.moco.queue_size == 256  # the quick config's, read as PCM3++'s base
+    readings = _load("clip_readings").READINGS
+    for name, source, path in (("ours", "query", "crop"), ("paper", "key", "in_place")):
+        cfg = load_config(PretrainConfig, quick, [*ablation.MASK_ON, "method=pcm3pp", *readings[name]])
+        assert (cfg.method_options.clip.source, cfg.method_options.clip.path) == (source, path)

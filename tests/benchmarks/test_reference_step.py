@@ -62,7 +62,7 @@ def test_reference_step_runs_with_our_loss_terms(layout):
     our_losses = ours(torch.from_numpy(data), torch.from_numpy(lengths), torch.Generator().manual_seed(0))
     assert set(values) == set(our_losses)
     assert all(np.isfinite(v) for v in values.values())
-    w = cfg.loss
+    w = cfg.method_options.loss
     total = (values["contrast"] + values["mix"] + values["masked"] + values["reconstructed"]
              + values["kl"] + w.reconstruction * values["reconstruction"])
     assert values["loss"] == pytest.approx(total, rel=1e-5)

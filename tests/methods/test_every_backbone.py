@@ -17,8 +17,13 @@ from pcm3.tasks.encoders import export_encoder, load_encoder
 
 from ..conftest import tiny_model
 
-METHODS = [("pcm3", []), ("pcm3pp", []), ("pcm3pp", ["clip.path=mask"]),
-           ("pcm3pp", ["clip.source=key", "clip.path=in_place"])]
+METHODS = [("pcm3", []), ("pcm3pp", []), ("pcm3pp", ["pcm3pp.clip.path=mask"]),
+           ("pcm3pp", ["pcm3pp.clip.source=key", "pcm3pp.clip.path=in_place"])]
+
+
+def short_clips(method: str) -> list[str]:
+    """PCM3++'s clips of 5..9 frames (the tiny views have 16); PCM3 has no clip branch."""
+    return ["pcm3pp.clip.min_frames=5", "pcm3pp.clip.max_frames=9"] if method == "pcm3pp" else []
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: faster on one thread
@@ -28,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: faster 
 @pytest.mark.parametrize(("method", "extra"), METHODS, ids=["pcm3", "pcm3pp", "pcm3pp-mask", "pcm3pp-paper"])
 def test_one_training_step_then_checkpoint_and_export(backbone, method, extra, tiny_store_path, tmp_path):
     cfg = load_config(PretrainConfig, None, [*tiny_model(backbone), f"method={method}", "max_steps=1",
-                                             "clip.min_frames=5", "clip.max_frames=9", *extra])
+                                             *short_clips(method), *extra])
     store = open_store(tiny_store_path).split("xsub/train")
     torch.manual_seed(0)
     model = build_method(cfg, store.layout, 3, 2)
@@ -63,7 +68,7 @@ def test_the_official_forward_runs_on_the_backbone(backbone, method, tiny_store_
     """``official: true`` (one encoder call per view, per-batch prompt offsets, no input prompts,
     batch-shared mask and mix): every loss term finite, every encoder weight gets a gradient."""
     cfg = load_config(PretrainConfig, None, [*tiny_model(backbone), f"method={method}", "official=true",
-                                             "clip.min_frames=5", "clip.max_frames=9"])
+                                             *short_clips(method)])
     store = open_store(tiny_store_path).split("xsub/train")
     torch.manual_seed(0)
     model = build_method(cfg, store.layout, 3, 2)

@@ -40,7 +40,7 @@ def test_all_terms_finite_and_total_is_weighted_sum(layout, persons):
     losses = method(*_batch(layout, persons=persons), torch.Generator().manual_seed(0))
     assert set(losses) == {*ALL_TERMS, "loss"}
     assert all(torch.isfinite(v) for v in losses.values())
-    w = method.cfg.loss
+    w = method.options.loss
     expected = (
         losses["contrast"]
         + losses["mix"]
@@ -61,19 +61,19 @@ def test_every_trainable_parameter_learns_and_key_encoder_does_not():
 
 
 def test_masked_prediction_prompt_learns_from_reconstruction_only():
-    zero = [f"loss.{t}=0" for t in ALL_TERMS if t != "reconstruction"]
+    zero = [f"pcm3.loss.{t}=0" for t in ALL_TERMS if t != "reconstruction"]
     method = _method(*zero)
     grads = _grads(method, method(*_batch(), torch.Generator().manual_seed(0)))
     assert _has_grad(grads, "mp_prompt")
-    method = _method("loss.reconstruction=0")
+    method = _method("pcm3.loss.reconstruction=0")
     grads = _grads(method, method(*_batch(), torch.Generator().manual_seed(0)))
     assert not _has_grad(grads, "mp_prompt")
 
 
 @pytest.mark.parametrize("guidance", [True, False])
 def test_semantic_guidance_routes_contrast_gradients_into_the_decoder(guidance):
-    only = [f"loss.{t}=0" for t in ALL_TERMS if t != "reconstructed"]
-    method = _method(*only, f"loss.semantic_guidance={str(guidance).lower()}")
+    only = [f"pcm3.loss.{t}=0" for t in ALL_TERMS if t != "reconstructed"]
+    method = _method(*only, f"pcm3.loss.semantic_guidance={str(guidance).lower()}")
     losses = method(*_batch(), torch.Generator().manual_seed(0))
     assert set(losses) == {"contrast", "masked", "reconstructed", "loss"}  # computed, weight 0
     grads = _grads(method, losses)
@@ -83,7 +83,8 @@ def test_semantic_guidance_routes_contrast_gradients_into_the_decoder(guidance):
 
 def test_zero_weights_remove_terms():
     method = _method(
-        "loss.mix=0", "loss.kl=0", "loss.reconstruction=0", "loss.masked=0", "loss.reconstructed=0"
+        "pcm3.loss.mix=0", "pcm3.loss.kl=0", "pcm3.loss.reconstruction=0", "pcm3.loss.masked=0",
+        "pcm3.loss.reconstructed=0",
     )
     losses = method(*_batch(), torch.Generator().manual_seed(0))
     assert set(losses) == {"contrast", "loss"}
@@ -98,7 +99,7 @@ def test_motion_and_bone_streams_have_no_prompts_and_no_kl(stream):
 
 
 def test_queue_receives_the_keys_and_key_encoder_follows_ema():
-    method = _method("moco.momentum=0.5")
+    method = _method("pcm3.moco.momentum=0.5")
     before = [p.clone() for p in method.key_encoder.parameters()]
     method(*_batch(n=8), torch.Generator().manual_seed(0))
     assert int(method.queue.ptr) == 8

@@ -60,13 +60,13 @@ def test_clip_terms_are_logged_and_weighted():
 
 
 def test_clip_branch_off_is_pcm3():
-    losses = _method("clip.weight=0", "clip.kl=0")(*_batch(), torch.Generator().manual_seed(0))
+    losses = _method("pcm3pp.clip.weight=0", "pcm3pp.clip.kl=0")(*_batch(), torch.Generator().manual_seed(0))
     assert set(losses) == PCM3_TERMS | {"loss"}
 
 
 @pytest.mark.parametrize("path", ["crop", "mask"])
 def test_both_clip_paths_give_the_same_causal_feature(path):
-    method = _method(f"clip.path={path}").eval()
+    method = _method(f"pcm3pp.clip.path={path}").eval()
     views = {"query": torch.randn(5, 3, 16, HANDS8.num_joints, 2)}
     clips, lengths = method.clip_views(views, torch.Generator().manual_seed(3))
     assert clips.shape[2] == (16 if path == "mask" else int(lengths.max()))
@@ -85,14 +85,14 @@ def test_clip_padding_stays_out_of_train_mode_batch_norm():
     views = {"query": torch.randn(6, 3, 16, HANDS8.num_joints, 2)}
     feats = []
     for path in ("crop", "mask"):
-        method = _method(f"clip.path={path}").train()
+        method = _method(f"pcm3pp.clip.path={path}").train()
         clips, lengths = method.clip_views(views, torch.Generator().manual_seed(3))
         feats.append(method.encoder.forward_features(clips, lengths))
     torch.testing.assert_close(feats[1], feats[0], atol=1e-5, rtol=1e-4)
 
 
 def test_in_place_clips_keep_their_frames_and_zero_the_rest():
-    method = _method("clip.path=in_place")
+    method = _method("pcm3pp.clip.path=in_place")
     views = {"query": torch.randn(4, 3, 16, HANDS8.num_joints, 2)}
     clips, ends = method.clip_views(views, torch.Generator().manual_seed(3))
     start, length = draw_clips(4, 16, 8, 16, torch.Generator().manual_seed(3), torch.device("cpu"))
@@ -117,7 +117,7 @@ def _count_key_passes(method) -> list[int]:
 
 @pytest.mark.parametrize(("source", "key_passes"), [("query", 2), ("key", 1)])
 def test_key_source_cuts_the_key_view_and_reuses_its_embedding(source, key_passes):
-    method = _method(f"clip.source={source}", "clip.path=in_place")
+    method = _method(f"pcm3pp.clip.source={source}", "pcm3pp.clip.path=in_place")
     calls = _count_key_passes(method)
     losses = method(*_batch(), torch.Generator().manual_seed(0))
     assert calls[0] == key_passes and torch.isfinite(losses["clip"])
@@ -129,7 +129,7 @@ def test_key_source_cuts_the_key_view_and_reuses_its_embedding(source, key_passe
 
 def test_key_source_anchor_is_the_sequence_pairs_key():
     """With source=key the clip pair's positive is the very tensor k of the sequence pair."""
-    method = _method("clip.source=key", "clip.path=in_place")
+    method = _method("pcm3pp.clip.source=key", "pcm3pp.clip.path=in_place")
     seen = {}
     original = method._contrastive_losses
 
@@ -143,7 +143,7 @@ def test_key_source_anchor_is_the_sequence_pairs_key():
 
 
 def test_own_clip_queue_receives_the_anchors():
-    method = _method("clip.own_queue=true")
+    method = _method("pcm3pp.clip.own_queue=true")
     before = method.clip_queue.keys.clone()
     method(*_batch(), torch.Generator().manual_seed(0))
     assert method.clip_queue.ptr.item() == 8 and not torch.equal(before[:8], method.clip_queue.keys[:8])
@@ -173,7 +173,7 @@ def test_post_distillation_keeps_the_terms_the_config_turns_back_on():
      r"stream=motion has no KL term .* it would train on nothing"),
     (["stage=post_distill", "init=a.pt", "stream=bone", "post_distill_terms=[kl, reconstruction]"],
      r"stream=bone has no KL term .* it would train on only reconstruction"),
-    (["stage=post_distill", "init=a.pt", "loss.kl=0"], r"loss.kl is 0"),
+    (["stage=post_distill", "init=a.pt", "pcm3pp.loss.kl=0"], r"pcm3pp.loss.kl is 0"),
     (["stage=post_distill", "init=a.pt", "post_distill_terms=[contrast]"], r"keeps neither kl nor clip_kl"),
     (["stage=post_distill", "init=a.pt", "post_distill_terms=[kl, infonce]"],
      r"unknown loss terms \['infonce'\]; terms: contrast, mix"),
@@ -189,7 +189,7 @@ def test_post_distill_cli_starts_from_a_pcm3_checkpoint(tiny_store_path, tmp_pat
     ckpt = first / "checkpoints" / "last.pt"
     second = tmp_path / "post"
     code = main(["pretrain", "--out", str(second), f"data={tiny_store_path}", *TINY_MODEL, "max_steps=2",
-                 "method=pcm3pp", "stage=post_distill", f"init={ckpt}", "loss.reconstruction=0",
+                 "method=pcm3pp", "stage=post_distill", f"init={ckpt}", "pcm3pp.loss.reconstruction=0",
                  "optim.lr=0", "optim.weight_decay=0"])
     assert code == 0
     log = (second / "log.txt").read_text()

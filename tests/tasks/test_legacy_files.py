@@ -26,7 +26,7 @@ LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_bigru"
 LEGACY_MODEL = ["model.bigru.hidden_size=6", "model.bigru.num_layers=1", "model.bigru.pooling=mean",
                 "model.projector_hidden=8", "model.embed_dim=4", "model.neck_hidden=4",
                 "model.decoder_hidden_size=4", "model.decoder_layers=1", "model.prompt_length=2",
-                "moco.queue_size=8"]
+                "pcm3.moco.queue_size=8"]
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """The pre-training configuration tree (``pcm3 pretrain --config CFG key=value ...``).
 
-Defaults are the paper's NTU settings (batch 128, SGD lr 0.02, 451 epochs, MoCo queue 16384,
-momentum 0.999, the 3-layer BiGRU of width 1024); configs in ``configs/`` only state what differs.
+Defaults are the paper's NTU settings (batch 128, SGD lr 0.02, 451 epochs, the 3-layer BiGRU of
+width 1024; PCM3's MoCo queue 16384 and momentum 0.999 in its own block, ``methods/pcm3_options.py``);
+configs in ``configs/`` only state what differs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pcm3.config import dataclass_from_mapping
+from pcm3.engine.config_migration import move_method_settings
 from pcm3.errors import ConfigError
 from pcm3.models.registry import backbone_options, get_backbone, known_backbones, options_dict
 
@@ -92,48 +94,6 @@ class AugmentConfig:
 
 
 @dataclass
-class LossConfig:
-    """Loss terms and weights; a weight of 0 removes the term (and its computation)."""
-
-    temperature: float = 0.07
-    kl_student_temperature: float = 0.1
-    kl_teacher_temperature: float = 0.05
-    kl_topk: int | None = None
-    contrast: float = 1.0  # query <-> key InfoNCE
-    mix: float = 1.0  # mixed <-> mixed key
-    masked: float = 1.0  # masked view <-> key
-    reconstructed: float = 1.0  # reconstructed view <-> key
-    kl: float = 1.0  # relational distillation, summed over the four pairs
-    reconstruction: float = 40.0  # masked MSE
-    semantic_guidance: bool = True  # contrast gradients reach the decoder (stop-grad branch)
-
-
-@dataclass
-class MoCoConfig:
-    queue_size: int = 16384
-    momentum: float = 0.999
-    momentum_schedule: Literal["constant", "cosine"] = "constant"
-
-
-@dataclass
-class ClipConfig:
-    """PCM3++ clip-level contrast (method ``pcm3pp``; ignored by ``pcm3``)."""
-
-    weight: float = 1.0  # InfoNCE of clip <-> full-view anchor; 0 removes the branch
-    kl: float = 1.0  # relational KL of the clip pair (joint stream)
-    min_frames: int = 8  # clip length ~ U{min_frames .. max_frames} of the view's frames
-    max_frames: int = 16
-    # where the clip comes from and what it is contrasted with: "query" = cut from the query view,
-    # anchor = an extra key-encoder pass over the whole query view; "key" = the paper's notation: cut
-    # from the key view x_k, anchor = the key embedding k the sequence pairs already use (no extra pass)
-    source: Literal["query", "key"] = "query"
-    # crop: clip frames only (padded to the batch's longest clip); mask: view length, clip moved to
-    # frame 0, zeros after; in_place: view length, frames outside the clip zeroed, the clip where it was
-    path: Literal["crop", "mask", "in_place"] = "crop"
-    own_queue: bool = False  # True: a second queue holding the clip anchors
-
-
-@dataclass
 class OptimConfig:
     name: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.02
@@ -161,7 +121,10 @@ class PretrainConfig:
     """The whole pre-training run. ``method`` names a registered method; its own options sit in a
     top-level block named after it (``method: skeletonclr`` + ``skeletonclr: {queue_size: 32768}``,
     ``skeletonclr.queue_size=32768``), typed and validated by the method's options class and held
-    in ``method_options``. Without ``model.backbone`` the method's default backbone is used.
+    in ``method_options``: PCM3's loss terms and MoCo settings in ``pcm3: {loss: ..., moco: ...}``,
+    PCM3++'s also its clip branch in ``pcm3pp: {..., clip: ...}`` (the older top-level ``loss`` /
+    ``moco`` / ``clip`` are still read, ``engine/config_migration.py``). Without ``model.backbone``
+    the method's default backbone is used.
     """
 
     method: str = "pcm3"
@@ -195,9 +158,6 @@ class PretrainConfig:
     knn_every: int = 0  # epochs; 0 = only at the end
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    moco: MoCoConfig = field(default_factory=MoCoConfig)
-    clip: ClipConfig = field(default_factory=ClipConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def __post_init__(self) -> None:
@@ -205,12 +165,19 @@ class PretrainConfig:
 
         self.method_options = method_options(self.method, self.method_options)
 
+    @staticmethod
+    def migrate_mapping(data: dict[str, Any]) -> dict[str, Any]:
+        """The older top-level ``loss`` / ``moco`` / ``clip`` moved into the method's block
+        (``pcm3.config.load_config`` applies it to the file and after each override)."""
+        return move_method_settings(data, final=False)
+
     @classmethod
     def from_config_mapping(cls, data: dict[str, Any], prefix: str = "") -> PretrainConfig:
         """Read a run config (see the class docstring); a block of another method than ``method``
         is refused, an unknown key is refused naming the allowed ones."""
         from pcm3.methods.registry import get_method, known_methods, method_options
 
+        data = move_method_settings(data)
         name = data.get("method", "pcm3")
         if not isinstance(name, str):
             raise ConfigError(f"method: expected a method name, got {name!r}")
@@ -248,7 +215,6 @@ class PretrainConfig:
 
         get_method(self.method).check_backbone(self.model.backbone)
         positive = {"epochs": self.epochs, "batch_size": self.batch_size,
-                    "moco.queue_size": self.moco.queue_size,
                     "augment.view_frames": self.augment.view_frames}
         for key, value in positive.items():
             if value < 1:
@@ -259,14 +225,14 @@ class PretrainConfig:
             raise ConfigError(f"time_budget_minutes must be positive or null, got {self.time_budget_minutes}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1, got {self.max_steps}")
-        if not 0.0 <= self.moco.momentum < 1.0:
-            raise ConfigError(f"moco.momentum must be in [0, 1), got {self.moco.momentum}")
         lo, hi = self.augment.crop_scale
         if not 0.0 < lo <= hi <= 1.0:
             raise ConfigError(f"augment.crop_scale must satisfy 0 < lo <= hi <= 1, got {[lo, hi]}")
-        if not 1 <= self.clip.min_frames <= self.clip.max_frames <= self.augment.view_frames:
-            raise ConfigError("clip: need 1 <= min_frames <= max_frames <= augment.view_frames, got "
-                              f"{self.clip.min_frames}, {self.clip.max_frames}, {self.augment.view_frames}")
+        clip = getattr(self.method_options, "clip", None)  # PCM3++'s clip branch
+        if clip is not None and not 1 <= clip.min_frames <= clip.max_frames <= self.augment.view_frames:
+            raise ConfigError(f"{self.method}.clip: need 1 <= min_frames <= max_frames <= "
+                              f"augment.view_frames, got {clip.min_frames}, {clip.max_frames}, "
+                              f"{self.augment.view_frames}")
         if isinstance(self.data, list) and self.exclude_classes:
             raise ConfigError("exclude_classes needs one store: the class indices of a union of stores "
                               f"({self.data}) are per store")
@@ -289,12 +255,13 @@ class PretrainConfig:
             raise ConfigError(f"post_distill_terms: unknown loss terms {unknown}; terms: "
                               f"{', '.join(LOSS_TERMS)}")
         kept = [t for t in self.post_distill_terms if t in DISTILLATION_TERMS]
-        if self.stream != "joint" or self.loss.kl == 0 or not kept:
+        kl = self.method_options.loss.kl
+        if self.stream != "joint" or kl == 0 or not kept:
             why = (f"stream={self.stream} has no KL term (the official motion and bone streams add none)"
-                   if self.stream != "joint" else "loss.kl is 0" if self.loss.kl == 0
+                   if self.stream != "joint" else f"{self.method}.loss.kl is 0" if kl == 0
                    else f"post_distill_terms {self.post_distill_terms} keeps neither kl nor clip_kl")
             others = [t for t in self.post_distill_terms if t not in DISTILLATION_TERMS]
             trains = f"only {', '.join(others)}" if others else "nothing"
             raise ConfigError(f"stage=post_distill trains the relational distillation (KL) terms alone, but "
                               f"{why}: it would train on {trains}; post-distill the joint stream with "
-                              "loss.kl > 0")
+                              f"{self.method}.loss.kl > 0")

@@ -99,16 +99,16 @@ class Method(nn.Module):
 class MomentumMethod(Method):
     """A method with key (EMA) copies of online modules: ``key ← m·key + (1 − m)·online``.
 
-    ``momentum`` / ``schedule`` default to ``cfg.moco``; subclasses list their (key, online)
-    pairs in :meth:`momentum_pairs` and call :meth:`update_key_encoders` where the method
-    does (before encoding the keys, as MoCo).
+    Each method passes its own ``momentum`` and ``schedule`` (``"constant"`` or ``"cosine"``, from
+    its options); subclasses list their (key, online) pairs in :meth:`momentum_pairs` and call
+    :meth:`update_key_encoders` where the method does (before encoding the keys, as MoCo).
     """
 
-    def __init__(self, cfg: PretrainConfig, layout: Layout, in_channels: int, num_persons: int,
-                 momentum: float | None = None, schedule: str | None = None) -> None:
+    def __init__(self, cfg: PretrainConfig, layout: Layout, in_channels: int, num_persons: int, *,
+                 momentum: float, schedule: str) -> None:
         super().__init__(cfg, layout, in_channels, num_persons)
-        self.base_momentum = cfg.moco.momentum if momentum is None else momentum
-        self.momentum_kind = cfg.moco.momentum_schedule if schedule is None else schedule
+        self.base_momentum = momentum
+        self.momentum_kind = schedule
         self.momentum = self.base_momentum
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
@@ -131,14 +131,13 @@ class MomentumMethod(Method):
 
 class MomentumContrastMethod(MomentumMethod):
     """MoCo: encoder + projector ``(N, D) -> (N, embed_dim)``, their EMA copies (keys) and a
-    queue of ``queue_size`` past keys (defaults: ``cfg.model`` widths, ``cfg.moco``;
-    ``projector_hidden=0``: the encoder's feature width)."""
+    queue of ``queue_size`` past keys; ``momentum`` / ``schedule`` / ``queue_size`` from the method's
+    options (widths default to ``cfg.model``'s; ``projector_hidden=0``: the encoder's feature width)."""
 
     def __init__(self, cfg: PretrainConfig, layout: Layout, in_channels: int, num_persons: int, *,
-                 queue_size: int | None = None, embed_dim: int | None = None,
-                 projector_hidden: int | None = None, momentum: float | None = None,
-                 schedule: str | None = None) -> None:
-        super().__init__(cfg, layout, in_channels, num_persons, momentum, schedule)
+                 queue_size: int, momentum: float, schedule: str, embed_dim: int | None = None,
+                 projector_hidden: int | None = None) -> None:
+        super().__init__(cfg, layout, in_channels, num_persons, momentum=momentum, schedule=schedule)
         m = cfg.model
         self.embed_dim = m.embed_dim if embed_dim is None else embed_dim
         hidden = m.projector_hidden if projector_hidden is None else projector_hidden or self.feature_dim
@@ -146,8 +145,7 @@ class MomentumContrastMethod(MomentumMethod):
         self.key_encoder = freeze(copy.deepcopy(self.encoder))
         self.key_projector = freeze(copy.deepcopy(self.projector))
         queue_seed = torch.Generator().manual_seed(cfg.seed)
-        size = cfg.moco.queue_size if queue_size is None else queue_size
-        self.queue = MoCoQueue(size, self.embed_dim, generator=queue_seed)
+        self.queue = MoCoQueue(queue_size, self.embed_dim, generator=queue_seed)
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.key_encoder, self.encoder), (self.key_projector, self.projector)]

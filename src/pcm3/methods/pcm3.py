@@ -41,6 +41,7 @@ from pcm3.errors import ConfigError
 from pcm3.layouts import Layout
 from pcm3.losses import info_nce_from_similarities, masked_mse, relational_kl
 from pcm3.methods.base import MomentumContrastMethod
+from pcm3.methods.pcm3_options import PCM3Options
 from pcm3.modalities import to_stream
 from pcm3.models.encoder import features_and_dense
 from pcm3.models.heads import GRUDecoder, MaskedPredictionNeck, upsample_steps
@@ -53,13 +54,15 @@ class PCM3(MomentumContrastMethod):
     """The PCM3 objective for one stream (joint: with prompts and KL; motion / bone: without)."""
 
     def __init__(self, cfg: PretrainConfig, layout: Layout, in_channels: int, num_persons: int) -> None:
-        super().__init__(cfg, layout, in_channels, num_persons)
+        o: PCM3Options = cfg.method_options
+        super().__init__(cfg, layout, in_channels, num_persons, queue_size=o.moco.queue_size,
+                         momentum=o.moco.momentum, schedule=o.moco.momentum_schedule)
         m = cfg.model
         joint = cfg.stream == "joint"  # official: motion and bone streams have no prompts, no KL
         self.use_input_prompts = m.input_prompts and joint
         self.use_task_prompts = m.task_prompts and joint
-        self.kl_weight = cfg.loss.kl if joint else 0.0
-        self.semantic_guidance = cfg.loss.semantic_guidance and joint
+        self.kl_weight = o.loss.kl if joint else 0.0
+        self.semantic_guidance = o.loss.semantic_guidance and joint
         self.neck = MaskedPredictionNeck(self.feature_dim, m.neck_hidden, m.neck_hidden)
         self.decoder = GRUDecoder(layout.num_joints, num_persons, in_channels, in_features=m.neck_hidden,
                                   hidden_size=m.decoder_hidden_size, num_layers=m.decoder_layers)
@@ -76,7 +79,7 @@ class PCM3(MomentumContrastMethod):
     @property
     def has_unused_parameters(self) -> bool:
         """True when a zero loss weight leaves a branch (and its parameters) out (DDP needs it)."""
-        w = self.cfg.loss
+        w = self.options.loss
         return min(w.mix, w.masked, w.reconstructed, w.reconstruction) == 0
 
     # ------------------------------------------------------------------ helpers
@@ -116,7 +119,7 @@ class PCM3(MomentumContrastMethod):
         ``relational_kl_from_embeddings`` per pair, with one queue product for all students
         (shared by both losses) and one per distinct teacher. Full precision, as in ``pcm3.losses``.
         """
-        w = self.cfg.loss
+        w = self.options.loss
         n = next(iter(pairs.values()))[0].shape[0]
         with torch.autocast(device_type=queue.device.type, enabled=False):
             students = torch.cat([s for s, _ in pairs.values()])  # (P*N, D)
@@ -160,7 +163,7 @@ class PCM3(MomentumContrastMethod):
     # ------------------------------------------------------------------ objective
     def training_losses(self, x: Tensor, lengths: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         """Named losses for one batch (``"loss"`` = the weighted total)."""
-        w = self.cfg.loss
+        w = self.options.loss
         n = x.shape[0]
         v = self.make_views(x, lengths, generator)
         masked_input = v["source"] * v["mask"]
@@ -264,7 +267,7 @@ class PCM3(MomentumContrastMethod):
 
     def loss_weights(self) -> dict[str, float]:
         """Weight of every named loss in the total."""
-        w = self.cfg.loss
+        w = self.options.loss
         return {"contrast": w.contrast, "mix": w.mix, "masked": w.masked,
                 "reconstructed": w.reconstructed, "kl": self.kl_weight,
                 "reconstruction": w.reconstruction}

@@ -1,7 +1,7 @@
 """PCM3++ (survey §3.2–§3.5): PCM3 plus a clip-level asymmetric contrast and an optional
 post-distillation stage. Everything else is :class:`PCM3`.
 
-Clip pair (Eq. 5 on a new positive), two readings (``clip.source``):
+Clip pair (Eq. 5 on a new positive), two readings (``pcm3pp.clip.source``):
 
 - ``"query"`` (default): a contiguous clip of ``U{min_frames..max_frames}`` frames is cut from the
   query view (after its spatial transform) and goes through the query branch; the key branch
@@ -14,7 +14,7 @@ Clip pair (Eq. 5 on a new positive), two readings (``clip.source``):
 
       q_clip = g(E(clip(view2) + base) ⊕ cl)          k_clip = k
 
-``clip.path``: ``"crop"`` (default) encodes the clips alone, padded to the longest clip of the
+``pcm3pp.clip.path``: ``"crop"`` (default) encodes the clips alone, padded to the longest clip of the
 batch (a GRU's cost grows with the frames, so this is the cheap path); ``"mask"`` keeps the
 view's length, the clip moved to frame 0 and zeros after; ``"in_place"`` keeps the view's length
 and the clip at its own frames, every other frame zeroed (the survey's "we just mask for
@@ -36,6 +36,7 @@ from torch import Tensor
 from pcm3.engine.config import PretrainConfig
 from pcm3.layouts import Layout
 from pcm3.methods.pcm3 import PCM3
+from pcm3.methods.pcm3_options import PCM3PlusPlusOptions
 from pcm3.methods.queue import MoCoQueue
 
 
@@ -64,13 +65,14 @@ class PCM3PlusPlus(PCM3):
 
     def __init__(self, cfg: PretrainConfig, layout: Layout, in_channels: int, num_persons: int) -> None:
         super().__init__(cfg, layout, in_channels, num_persons)
-        self.clip_queue = (MoCoQueue(cfg.moco.queue_size, cfg.model.embed_dim,
+        o: PCM3PlusPlusOptions = cfg.method_options
+        self.clip_queue = (MoCoQueue(o.moco.queue_size, cfg.model.embed_dim,
                                      generator=torch.Generator().manual_seed(cfg.seed + 1))
-                           if cfg.clip.own_queue and self._clip_active else None)
+                           if o.clip.own_queue and self._clip_active else None)
 
     @property
     def _clip_active(self) -> bool:
-        c = self.cfg.clip
+        c = self.options.clip
         return c.weight > 0 or (c.kl > 0 and self.kl_weight > 0)
 
     @property
@@ -80,7 +82,7 @@ class PCM3PlusPlus(PCM3):
     def clip_views(self, views: dict[str, Tensor], generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """The clips ``(N, C, T', V, M)`` of the ``clip.source`` views (``clip.path`` padding) and
         the valid frames ``(N,)`` the encoder pools over (frames after the clip are padding)."""
-        c = self.cfg.clip
+        c = self.options.clip
         view = views[c.source]
         n, frames = view.shape[0], view.shape[2]
         start, length = draw_clips(n, frames, c.min_frames, c.max_frames, generator, view.device)
@@ -97,7 +99,7 @@ class PCM3PlusPlus(PCM3):
             return {}
         n = views["query"].shape[0]
         base = self._prompt_rows(["base"], n)
-        if self.cfg.clip.source == "key":
+        if self.options.clip.source == "key":
             anchor = key
         else:
             with torch.no_grad():
@@ -117,8 +119,8 @@ class PCM3PlusPlus(PCM3):
 
     def loss_weights(self) -> dict[str, float]:
         weights = super().loss_weights()
-        weights["clip"] = self.cfg.clip.weight
-        weights["clip_kl"] = self.cfg.clip.kl * (self.kl_weight > 0)
+        weights["clip"] = self.options.clip.weight
+        weights["clip_kl"] = self.options.clip.kl * (self.kl_weight > 0)
         if self.cfg.stage == "post_distill":  # Eq. 10: only the distillation terms (unless kept)
             weights = {name: w if name in self.cfg.post_distill_terms else 0.0 for name, w in weights.items()}
         return weights

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from pcm3.engine.config_migration import move_method_settings
 from pcm3.errors import Pcm3Error
 from pcm3.layouts import layout_from_dict
 from pcm3.models.encoder import EncoderSpec
@@ -23,7 +24,9 @@ LEGACY_BIGRU_KEYS = ("hidden_size", "num_layers", "bidirectional", "pooling")
 
 def migrate_config(config: dict[str, Any]) -> dict[str, Any]:
     """A copy of a pre-training config mapping with old flat BiGRU keys moved into
-    ``model.bigru`` (configs without them are returned unchanged)."""
+    ``model.bigru`` and PCM3's old top-level ``loss`` / ``moco`` / ``clip`` into the method's
+    block (``engine/config_migration.py``; other methods' files keep them, unread)."""
+    config = move_method_settings(config, final=False)
     model = config.get("model")
     if not isinstance(model, dict) or not any(k in model for k in LEGACY_BIGRU_KEYS):
         return config
