@@ -99,14 +99,40 @@ def random_encoder(cfg: PretrainConfig, layout: Layout, in_channels: int, num_pe
     return random_encoder_from_spec(encoder_spec(cfg, layout, in_channels, num_persons), seed, to_dict(cfg))
 
 
-def load_encoder(path: str | Path) -> LoadedEncoder:
-    """A pcm3 checkpoint (``.pt``) or an exported encoder (``.safetensors``)."""
+def load_encoder(path: str | Path, encoder_format: str = "auto", stream: str | None = None) -> LoadedEncoder:
+    """A pcm3 checkpoint (``.pt``), an exported encoder (``.safetensors``) or an official checkpoint
+    of PCM3, CMD, SkeletonCLR, AimCLR or MAMP (:mod:`pcm3.models.official_formats`).
+
+    ``encoder_format``: one of ``ENCODER_FORMATS`` (``auto``: recognised from the file's keys);
+    ``stream`` (official checkpoints only): the input stream the encoder was trained on, default
+    joint; for CMD it also picks the stream's encoder."""
+    from pcm3.models.official_formats import (
+        ENCODER_FORMATS,
+        detect_format,
+        load_official,
+        read_checkpoint_file,
+    )
+
     path = Path(path)
+    if encoder_format not in ENCODER_FORMATS:
+        raise Pcm3Error(f"{path}: unknown encoder format {encoder_format!r}; "
+                        f"allowed: {', '.join(ENCODER_FORMATS)}")
     if not path.exists():
         raise Pcm3Error(f"{path}: encoder file not found")
-    if path.suffix == ".safetensors":
-        return _from_safetensors(path)
-    return _from_pcm3_checkpoint(path)[0]
+    official = encoder_format.startswith("official-")
+    if path.suffix == ".safetensors" and not official:
+        fmt = "pcm3"
+    else:
+        checkpoint = read_checkpoint_file(path)
+        fmt = encoder_format if encoder_format != "auto" else detect_format(checkpoint, str(path))
+    if fmt == "pcm3":
+        if stream is not None:
+            raise Pcm3Error(f"{path}: a stream is only given for official checkpoints; "
+                            "a pcm3 file carries its own")
+        return _from_safetensors(path) if path.suffix == ".safetensors" else _from_pcm3_checkpoint(path)[0]
+    result = load_official(checkpoint, fmt, str(path), stream or "joint")
+    report = {"format": fmt, "loaded": len(result.loaded), "ignored": result.ignored}
+    return loaded(result.encoder, str(path), {"method": fmt, "official_checkpoint": report})
 
 
 def export_encoder(source: str | Path, out: str | Path, onnx: bool = False) -> Path:
