@@ -146,3 +146,15 @@ def test_detect_format_tells_pcm3_checkpoints_from_mamp():
         == "official-skeletonclr"
     with pytest.raises(ConfigError, match=r"keys seen: \['list'\]"):
         detect_format([1, 2], "f")
+
+
+def test_an_official_checkpoint_exports_to_safetensors_with_its_spec(tmp_path):
+    from pcm3.tasks.encoders import export_encoder
+
+    reference = official_mamp(frames=16)
+    out = export_encoder(save_mamp(tmp_path / "checkpoint-399.pth", reference), tmp_path / "mamp.safetensors")
+    enc = load_encoder(out)
+    assert enc.spec.backbone == "transformer" and enc.config["method"] == "official-mamp"
+    x = _clip(16)
+    with torch.no_grad():
+        torch.testing.assert_close(enc.encoder.forward_features(x), reference(x), atol=ATOL, rtol=0)
