@@ -376,3 +376,13 @@ def test_real_knn_and_linear_tasks(bench_run, tmp_path):
             row = keys[encoder, task, metric]
             assert 0.0 <= row["value"] <= 100.0 and row["split"] == "xsub/val"
     assert not (tmp_path / "out" / "pictures").exists()
+
+
+def test_bench_config_checks_the_encoder_format_and_stream():
+    cfg = from_dict(BenchConfig, {"encoder": "mamp.pth", "encoder_format": "official-mamp",
+                                  "encoder_stream": "bone"})
+    assert (cfg.encoder_format, cfg.encoder_stream) == ("official-mamp", "bone")
+    with pytest.raises(ConfigError, match=r"encoder_format must be one of .*official-mamp.*got 'mamp'"):
+        from_dict(BenchConfig, {"encoder": "mamp.pth", "encoder_format": "mamp"})
+    with pytest.raises(ConfigError, match=r"encoder_stream must be one of"):
+        from_dict(BenchConfig, {"encoder": "mamp.pth", "encoder_stream": "velocity"})

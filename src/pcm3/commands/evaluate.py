@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", required=True, metavar="PATH|random|raw",
                    help="a checkpoint (.pt) or exported encoder (.safetensors); 'random' = random-init "
                         "of the --config architecture; 'raw' = the raw coordinates")
+    p.add_argument("--encoder-format", default="auto", metavar="FORMAT",
+                   help="format of the --encoder file: auto (recognised from its keys), pcm3, official-pcm3, "
+                        "official-cmd, official-skeletonclr, official-aimclr, official-mamp")
+    p.add_argument("--encoder-stream", choices=("joint", "motion", "bone"), metavar="STREAM",
+                   help="official checkpoints: the stream the encoder was pre-trained on (default joint; "
+                        "for CMD also which of its three encoders is used)")
     p.add_argument("--data", required=True, metavar="STORE",
                    help="store folder ('synthetic' = the built-in data; for detection the untrimmed folder)")
     p.add_argument("--config", type=Path, metavar="CFG",
@@ -50,14 +56,18 @@ def open_data(data: str) -> Any:
     return open_store(data)
 
 
-def make_encoder(spec: str, config: Path | None, store: Any, seed: int) -> Any:
-    """The encoder named by ``--encoder``: a file, ``random`` or ``raw``."""
+def make_encoder(spec: str, config: Path | None, store: Any, seed: int, encoder_format: str = "auto",
+                 stream: str | None = None) -> Any:
+    """The encoder named by ``--encoder``: a file (of ``encoder_format``), ``random`` or ``raw``."""
     from pcm3.config import load_config
     from pcm3.engine.config import PretrainConfig
     from pcm3.tasks.base import raw_encoder, store_input_shape
     from pcm3.tasks.encoders import load_encoder, random_encoder
 
     channels, persons = store_input_shape(store)
+    if spec in ("random", "raw") and (encoder_format != "auto" or stream is not None):
+        raise Pcm3Error("--encoder-format and --encoder-stream are for encoder files, "
+                        "not --encoder random / raw")
     if spec == "random":
         if config is None:
             raise Pcm3Error("--encoder random needs --config CFG (a pre-training config: the architecture)")
@@ -69,7 +79,7 @@ def make_encoder(spec: str, config: Path | None, store: Any, seed: int) -> Any:
         return raw_encoder(store.layout, channels, persons, cfg.augment.view_frames, cfg.stream)
     if config is not None:
         raise Pcm3Error("--config is only for --encoder random or raw; an encoder file carries its config")
-    return load_encoder(spec)
+    return load_encoder(spec, encoder_format, stream)
 
 
 def format_table(task: str, metrics: dict[str, float], encoder: str, seconds: float) -> str:
@@ -97,7 +107,8 @@ def evaluate(args: argparse.Namespace) -> int:
     runtime = resolve_runtime(args.device)
     device = runtime.device
     store = open_data(args.data)
-    encoder = make_encoder(args.encoder, args.config, store, args.seed)
+    encoder = make_encoder(args.encoder, args.config, store, args.seed, args.encoder_format,
+                           args.encoder_stream)
     check_compatible(encoder, store)
     leakage = check_leakage(encoder, args.task, cfg, store, args.allow_overlap)
     if not args.json:

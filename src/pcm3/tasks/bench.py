@@ -32,6 +32,7 @@ import torch
 from pcm3.config import from_dict, to_dict
 from pcm3.data.sample_record import held_out_classes
 from pcm3.errors import ConfigError, Pcm3Error
+from pcm3.models.official_formats import ENCODER_FORMATS, STREAMS
 from pcm3.tasks.base import (
     TASK_MODULES,
     TaskContext,
@@ -71,6 +72,8 @@ class BenchConfig:
     device: str = "auto"
     pretrain: PretrainSource | None = field(default_factory=PretrainSource)
     encoder: str | None = None
+    encoder_format: str = "auto"  # of the encoder file: auto, pcm3, official-pcm3, official-mamp, ...
+    encoder_stream: str | None = None  # official checkpoints: their stream (default joint)
     references: list[Literal["random-init", "raw"]] = field(default_factory=lambda: ["random-init", "raw"])
     tasks: dict[str, dict[str, Any] | None] = field(
         default_factory=lambda: {"knn": {}, "linear": {}, "occlusion": {}, "detection": {}})
@@ -87,6 +90,10 @@ class BenchConfig:
             raise ConfigError("tasks is empty: name at least one task, e.g. tasks: {knn: {}}")
         if len(set(self.references)) != len(self.references):
             raise ConfigError(f"references lists an encoder twice: {self.references}")
+        if self.encoder_format not in ENCODER_FORMATS:
+            raise ConfigError(f"encoder_format must be one of {ENCODER_FORMATS}, got {self.encoder_format!r}")
+        if self.encoder_stream is not None and self.encoder_stream not in STREAMS:
+            raise ConfigError(f"encoder_stream must be one of {STREAMS} or null, got {self.encoder_stream!r}")
 
 
 def resolve_device(name: str) -> torch.device:

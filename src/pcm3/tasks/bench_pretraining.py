@@ -123,7 +123,8 @@ def pretrained_encoders(cfg: Any, fewshot_cfg: Any | None, out_dir: Path, log: L
     separate pre-training without the novel classes (None: the few-shot task uses ``encoder``)."""
     if cfg.encoder is not None:
         log(f"[bench] encoder: {cfg.encoder}")
-        return load_encoder(cfg.encoder), None, {"encoder": cfg.encoder}
+        return (load_encoder(cfg.encoder, cfg.encoder_format, cfg.encoder_stream), None,
+                {"encoder": cfg.encoder})
     pcfg = pretrain_config(cfg)
     held_out = fewshot_holdout(pcfg, fewshot_cfg)
     if held_out and cfg.fewshot_pretraining == "shared":

@@ -60,12 +60,16 @@ def loaded(encoder: PromptedEncoder, source: str, config: dict[str, Any],
                          pretraining)
 
 
-def _from_pcm3_checkpoint(path: Path) -> tuple[LoadedEncoder, dict[str, Any]]:
-    """The encoder of a checkpoint, and the checkpoint's provenance (data fingerprint, step, the
-    record of its pre-training samples when it has one)."""
+def _from_pcm3_checkpoint(path: Path, state: Any = None) -> tuple[LoadedEncoder, dict[str, Any]]:
+    """The encoder of a checkpoint (read from ``path`` unless its contents ``state`` are given),
+    and the checkpoint's provenance (data fingerprint, step, the record of its pre-training
+    samples when it has one)."""
     from pcm3.engine.checkpoint import load_checkpoint
 
-    state = load_checkpoint(path)
+    if state is None:
+        state = load_checkpoint(path)
+    elif not isinstance(state, dict) or "model" not in state:
+        raise Pcm3Error(f"{path}: not a pcm3 checkpoint (no 'model' state dict)")
     encoder = feature_encoder_from_checkpoint(state, str(path))
     provenance: dict[str, Any] = {"data_fingerprint": str(state.get("data_fingerprint")),
                                   "step": str(state.get("step"))}
@@ -99,21 +103,56 @@ def random_encoder(cfg: PretrainConfig, layout: Layout, in_channels: int, num_pe
     return random_encoder_from_spec(encoder_spec(cfg, layout, in_channels, num_persons), seed, to_dict(cfg))
 
 
-def load_encoder(path: str | Path) -> LoadedEncoder:
-    """A pcm3 checkpoint (``.pt``) or an exported encoder (``.safetensors``)."""
+def load_encoder(path: str | Path, encoder_format: str = "auto", stream: str | None = None) -> LoadedEncoder:
+    """A pcm3 checkpoint (``.pt``), an exported encoder (``.safetensors``) or an official checkpoint
+    of PCM3, CMD, SkeletonCLR, AimCLR or MAMP (:mod:`pcm3.models.official_formats`).
+
+    ``encoder_format``: one of ``ENCODER_FORMATS`` (``auto``: recognised from the file's keys);
+    ``stream`` (official checkpoints only): the input stream the encoder was trained on, default
+    joint; for CMD it also picks the stream's encoder."""
+    from pcm3.models.official_formats import (
+        ENCODER_FORMATS,
+        detect_format,
+        load_official,
+        read_checkpoint_file,
+    )
+
     path = Path(path)
+    if encoder_format not in ENCODER_FORMATS:
+        raise Pcm3Error(f"{path}: unknown encoder format {encoder_format!r}; "
+                        f"allowed: {', '.join(ENCODER_FORMATS)}")
     if not path.exists():
         raise Pcm3Error(f"{path}: encoder file not found")
-    if path.suffix == ".safetensors":
-        return _from_safetensors(path)
-    return _from_pcm3_checkpoint(path)[0]
+    official = encoder_format.startswith("official-")
+    checkpoint = None
+    if path.suffix == ".safetensors" and not official:
+        fmt = "pcm3"
+    elif encoder_format == "pcm3":
+        fmt = "pcm3"
+    else:
+        checkpoint = read_checkpoint_file(path)
+        fmt = encoder_format if encoder_format != "auto" else detect_format(checkpoint, str(path))
+    if fmt == "pcm3":
+        if stream is not None:
+            raise Pcm3Error(f"{path}: a stream is only given for official checkpoints; "
+                            "a pcm3 file carries its own")
+        if path.suffix == ".safetensors":
+            return _from_safetensors(path)
+        return _from_pcm3_checkpoint(path, checkpoint)[0]
+    result = load_official(checkpoint, fmt, str(path), stream or "joint")
+    report = {"format": fmt, "loaded": len(result.loaded), "ignored": result.ignored}
+    return loaded(result.encoder, str(path), {"method": fmt, "official_checkpoint": report})
 
 
 def export_encoder(source: str | Path, out: str | Path, onnx: bool = False) -> Path:
     """Write the encoder of a checkpoint (or of another export) to ``out``: as safetensors (the
     default: the backbone's weights, its input prompt and spec) or, with ``onnx``, as an ONNX
     graph of its sequence feature (:mod:`pcm3.models.onnx_export`); both carry the pre-training
-    config, data fingerprint, step and the record of the pre-training samples as provenance."""
+    config, data fingerprint, step and the record of the pre-training samples as provenance.
+    An official checkpoint (:func:`load_encoder`, recognised from its keys) is exported as our
+    encoder with its official spec; its provenance is its format and the keys it ignored."""
+    from pcm3.models.official_formats import detect_format, read_checkpoint_file
+
     source = Path(source)
     if not onnx and Path(out).suffix == ".onnx":
         raise Pcm3Error(f"{out}: an .onnx file name, but the export is safetensors unless asked "
@@ -122,7 +161,12 @@ def export_encoder(source: str | Path, out: str | Path, onnx: bool = False) -> P
         enc = load_encoder(source)
         provenance = {} if enc.pretraining is None else {RECORD_KEY: enc.pretraining}
     else:
-        enc, provenance = _from_pcm3_checkpoint(source)
+        state = read_checkpoint_file(source)
+        fmt = detect_format(state, str(source))
+        if fmt == "pcm3":
+            enc, provenance = _from_pcm3_checkpoint(source, state)
+        else:
+            enc, provenance = load_encoder(source, fmt), {}
     if onnx:
         from pcm3.models.onnx_export import export_onnx
 
