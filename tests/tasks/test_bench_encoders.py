@@ -249,3 +249,8 @@ def test_shipped_method_benches_cover_every_method(name, monkeypatch):
     assert {(m.name, m.default_backbone) for m in builtin} <= pairs
     assert {("pcm3", b) for b in ("bigru", "stgcn", "transformer")} <= pairs
     assert {"linear", "knn"} <= set(cfg.tasks)
+    from pcm3.layouts import NTU25
+    from pcm3.methods import build_method
+
+    for r in resolved:  # every entry builds (widths, prompt length and backbone fit together)
+        assert sum(p.numel() for p in build_method(r.pretrain, NTU25, 3, 2).parameters()) > 0
