@@ -69,7 +69,8 @@ def backbone_overrides(size: str, backbone: str) -> tuple[list[str], int]:
     return [f"model.backbone={backbone}"] + [f"model.{backbone}.{k}={v}" for k, v in options.items()], dim
 
 
-def make_config(size: str, precision: str = "fp32", backbone: str = "bigru"):
+def make_config(size: str, precision: str = "fp32", backbone: str = "bigru", extra: tuple[str, ...] = ()):
+    """The step's ``PretrainConfig`` at ``size`` (``extra``: more overrides, applied last)."""
     from pcm3.config import load_config
     from pcm3.engine.config import PretrainConfig
 
@@ -80,7 +81,7 @@ def make_config(size: str, precision: str = "fp32", backbone: str = "bigru"):
                  f"model.decoder_hidden_size={s['decoder']}", f"model.prompt_length={prompt}",
                  f"batch_size={s['batch']}", f"augment.view_frames={s['frames']}",
                  f"augment.crop_min_frames={s['frames']}", f"augment.mask_segment_frames={s['frames'] // 8}",
-                 f"moco.queue_size={s['queue']}", f"precision={precision}"]
+                 f"moco.queue_size={s['queue']}", f"precision={precision}", *extra]
     return load_config(PretrainConfig, None, overrides)
 
 

@@ -40,16 +40,22 @@ def _precisions(path: Path) -> dict[str, tuple[str, str]]:
 
     from pcm3.config import from_dict
     from pcm3.tasks.bench import BenchConfig, task_configs
+    from pcm3.tasks.bench_encoders import resolve_entries
     from pcm3.tasks.bench_pretraining import pretrain_config
 
     data = yaml.safe_load(path.read_text())
     if "method" in data:  # a pre-training config (bench configs have no method key)
         return {"precision": (load_config(PretrainConfig, path).precision, data.get("precision", "auto"))}
     bench = from_dict(BenchConfig, data)
-    stated = (bench.pretrain.overrides or {}).get("precision")
-    pretrain = pretrain_config(bench)
-    pretrain_file = yaml.safe_load((path.parents[1] / bench.pretrain.config).read_text())
-    out = {"pretrain.precision": (pretrain.precision, stated or pretrain_file.get("precision", "auto"))}
+    resolved = resolve_entries(bench.encoders, "x", "auto")
+    sources = {"pretrain": (bench.pretrain, pretrain_config(bench))} if not bench.encoders else {
+        f"encoders[{i}]": (entry, r.pretrain) for i, (entry, r) in enumerate(zip(bench.encoders, resolved,
+                                                                                  strict=True))}
+    out = {}
+    for where, (source, pretrain) in sources.items():
+        stated = (source.overrides or {}).get("precision")
+        pretrain_file = yaml.safe_load((path.parents[1] / source.config).read_text()) if source.config else {}
+        out[f"{where}.precision"] = (pretrain.precision, stated or pretrain_file.get("precision", "auto"))
     for name, task in task_configs(bench).items():
         if hasattr(task, "precision"):
             stated = (data["tasks"][name] or {}).get("precision", "auto")

@@ -1,9 +1,11 @@
-"""``pcm3 bench``: pre-train (or load) an encoder and run the downstream tasks, with the
-reference encoders, into one table."""
+"""``pcm3 bench``: pre-train (or load) an encoder, or each of a list of them, and run the
+downstream tasks, with the reference encoders, into one table; exit status 1 when an entry or a
+task failed (the others' results are written)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 DEFAULT_OUT = Path("runs/bench")
@@ -26,7 +28,7 @@ def bench(args: argparse.Namespace) -> int:
 
     cfg = load_config(BenchConfig, args.config, args.overrides)
     with RunFolderLock(args.out):  # one process per bench folder
-        run_bench(cfg, args.out)
+        rows = run_bench(cfg, args.out)
     print()
     print((args.out / "results.md").read_text(), end="")
     print(f"\nresults: {args.out / 'results.json'}, {args.out / 'results.csv'}, {args.out / 'results.md'}"
@@ -34,4 +36,9 @@ def bench(args: argparse.Namespace) -> int:
     pictures = sorted((args.out / "pictures").glob("*.png")) if cfg.pictures else []
     if pictures:
         print("pictures: " + ", ".join(str(p) for p in pictures))
+    failed = [f"{r['encoder']}/{r['task']}: {r['error']}" for r in rows if r["error"]]
+    if failed:  # the others' results are written; the run still did not do all it was asked
+        print(f"error: {len(failed)} failed (the error column of results.md):\n  " + "\n  ".join(failed),
+              file=sys.stderr)
+        return 1
     return 0

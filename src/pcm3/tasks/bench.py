@@ -1,13 +1,16 @@
-"""``pcm3 bench``: pre-train (or load) an encoder, run every downstream task for it and for the
-reference encoders (``random-init``: the same architecture untrained; ``raw``: the coordinates
+"""``pcm3 bench``: pre-train (or load) an encoder, or each of a list of ``encoders``
+(:mod:`pcm3.tasks.bench_encoders`), run every downstream task for them and for the reference
+encoders (``random-init``: the same architecture untrained; ``raw``: the coordinates
 themselves), and write one table plus pictures.
 
 Output folder::
 
-    pretrain/                  the pre-training run (resumed when it exists)
+    pretrain/                  the pre-training run (resumed when it exists); with ``encoders``:
+                               pretrain/<entry>-<config key>/ per entry
     pretrain_fewshot/          with ``fewshot`` on the pre-training store: the run without its
                                novel classes (:mod:`pcm3.tasks.bench_pretraining`)
-    tasks/<encoder>/<task>.json  one finished task: metrics + provenance (reused when the task
+    tasks/<encoder>/<task>.json  one finished task (the encoder's name made a folder name): metrics
+                               + provenance (reused when the task
                                config, seed, data and encoder weights are the same), and
                                whether its test data overlaps the encoder's pre-training data
                                (refused unless ``allow_overlap``; :mod:`pcm3.tasks.leakage`)
@@ -19,9 +22,8 @@ Output folder::
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,19 +35,16 @@ from pcm3.config import from_dict, to_dict
 from pcm3.data.sample_record import held_out_classes
 from pcm3.errors import ConfigError, Pcm3Error
 from pcm3.models.official_formats import ENCODER_FORMATS, STREAMS
-from pcm3.tasks.base import (
-    TASK_MODULES,
-    TaskContext,
-    check_compatible,
-    get_task,
-    raw_encoder,
-    store_input_shape,
-)
+from pcm3.tasks.base import TASK_MODULES, check_compatible, get_task, raw_encoder, store_input_shape
+from pcm3.tasks.bench_encoders import EncoderEntry, entry_encoders, entry_references, resolve_entries
 from pcm3.tasks.bench_pretraining import pretrained_encoders
-from pcm3.tasks.bench_table import data_notes, numbers_note, task_rows, write_tables
+from pcm3.tasks.bench_table import data_notes, failure_row, numbers_note, task_rows, write_tables
+from pcm3.tasks.bench_task_run import data_fingerprint, encoder_fingerprint, run_task
 from pcm3.tasks.encoders import LoadedEncoder, random_encoder_from_spec
-from pcm3.tasks.leakage import LeakageCheck, check_leakage
-from pcm3.tasks.results import code_version, result_record, write_result
+from pcm3.tasks.leakage import check_leakage
+from pcm3.tasks.results import code_version, write_result
+
+__all__ = ["BenchConfig", "EncoderEntry", "PretrainSource", "data_fingerprint", "run_bench", "task_configs"]
 
 UNTRIMMED_TASKS = frozenset({"detection"})  # tasks that read the untrimmed store
 Log = Callable[[str], None]
@@ -64,7 +63,9 @@ class PretrainSource:
 @dataclass
 class BenchConfig:
     """What ``pcm3 bench`` runs. ``encoder`` (a checkpoint or exported ``.safetensors``), when
-    set, is used instead of pre-training; ``tasks`` maps a task name to overrides of its config."""
+    set, is used instead of pre-training; ``encoders``, when set, replaces both with a list of
+    pre-trainings and checkpoints (:class:`EncoderEntry`); ``tasks`` maps a task name to
+    overrides of its config."""
 
     data: str = "synthetic"
     untrimmed: str | None = None  # untrimmed store for detection; default: <data>/untrimmed
@@ -74,6 +75,7 @@ class BenchConfig:
     encoder: str | None = None
     encoder_format: str = "auto"  # of the encoder file: auto, pcm3, official-pcm3, official-mamp, ...
     encoder_stream: str | None = None  # official checkpoints: their stream (default joint)
+    encoders: list[EncoderEntry] = field(default_factory=list)
     references: list[Literal["random-init", "raw"]] = field(default_factory=lambda: ["random-init", "raw"])
     tasks: dict[str, dict[str, Any] | None] = field(
         default_factory=lambda: {"knn": {}, "linear": {}, "occlusion": {}, "detection": {}})
@@ -84,8 +86,13 @@ class BenchConfig:
     fewshot_pretraining: Literal["separate", "shared"] = "separate"
 
     def validate(self) -> None:
-        if self.pretrain is None and self.encoder is None:
-            raise ConfigError("set either pretrain (a pre-training config) or encoder (a checkpoint path)")
+        if self.encoders:
+            if self.encoder is not None or self.pretrain not in (None, PretrainSource()):
+                raise ConfigError("encoders lists every encoder of the bench: leave pretrain and encoder "
+                                  "out (or null), or give each entry its config / checkpoint")
+        elif self.pretrain is None and self.encoder is None:
+            raise ConfigError("set either pretrain (a pre-training config), encoder (a checkpoint path) or "
+                              "encoders (a list of them)")
         if not self.tasks:
             raise ConfigError("tasks is empty: name at least one task, e.g. tasks: {knn: {}}")
         if len(set(self.references)) != len(self.references):
@@ -128,44 +135,6 @@ def reference_encoders(cfg: BenchConfig, pretrained: LoadedEncoder, in_channels:
     return out
 
 
-def encoder_fingerprint(encoder: LoadedEncoder) -> str:
-    """16 hex digits that change with any weight or buffer, the stream, view or layout."""
-    h = hashlib.sha256(json.dumps([type(encoder.encoder).__name__, encoder.stream, encoder.view_frames,
-                                   encoder.layout.to_dict()], sort_keys=True, default=str).encode())
-    for key, tensor in sorted(encoder.encoder.state_dict().items()):
-        h.update(key.encode())
-        h.update(tensor.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-def _cached_record(path: Path, record_key: dict[str, Any]) -> dict[str, Any] | None:
-    """The stored result at ``path`` if it was made by the same task config, seed, data and weights."""
-    try:
-        record = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    if not isinstance(record, dict) or "metrics" not in record:
-        return None
-    return record if all(record.get(k) == v for k, v in record_key.items()) else None
-
-
-def evaluated_split(task_cfg: Any, store: Any) -> str:
-    """The split a task evaluates on: its ``test_split`` or the store's default one."""
-    from pcm3.tasks.features import split_pair
-
-    name = getattr(task_cfg, "test_split", None)
-    if name is not None:
-        return name
-    try:
-        return split_pair(store, getattr(task_cfg, "train_split", None), None)[1].split_name
-    except Pcm3Error:
-        return "-"
-
-
 @dataclass
 class _Stores:
     """The stores of a bench: trimmed, and untrimmed when a task needs it."""
@@ -194,98 +163,131 @@ class _Stores:
         return self.trimmed.path, self.trimmed
 
 
-def data_fingerprint(task: str, task_cfg: Any, store: Any) -> str:
-    """The fingerprint of the data ``task`` reads: ``store``'s, joined (``+``) with that of the
-    task's own store (``fewshot``'s ``data``, ``transfer``'s ``target``) when it names one."""
-    from pcm3.data.store import open_store
+@dataclass
+class _Plan:
+    """The encoders of a bench: by name (entries or the pre-trained one first, then references),
+    the few-shot encoders that replace some of them for ``fewshot``, rows of entries that failed,
+    pre-training provenance, what the pictures show, and whether failures are isolated (an
+    ``encoders`` list) or stop the bench (one encoder)."""
 
-    own = getattr(task_cfg, "data", None) if task == "fewshot" else getattr(task_cfg, "target", None)
-    return store.fingerprint if not own else f"{store.fingerprint}+{open_store(own).fingerprint}"
-
-
-def run_task(task: str, task_cfg: Any, encoder_name: str, encoder: LoadedEncoder, stores: _Stores,
-             cfg: BenchConfig, out_dir: Path, device: torch.device,
-             leakage: LeakageCheck) -> tuple[dict[str, Any], bool]:
-    """``(record, cached)``: one task on one encoder, or its stored result when still valid;
-    ``leakage``: the task's check against the encoder's pre-training data (recorded)."""
-    store_path, store = stores.for_task(task)
-    fingerprint = encoder_fingerprint(encoder)
-    data = data_fingerprint(task, task_cfg, store)
-    record_key = {"task": task, "encoder": encoder_name, "config": _plain(to_dict(task_cfg)),
-                  "seed": cfg.seed, "data_fingerprint": data, "encoder_fingerprint": fingerprint}
-    path = out_dir / "tasks" / encoder_name / f"{task}.json"
-    record = _cached_record(path, record_key)
-    if record is not None:
-        record.update(pretraining_overlap=leakage.label, overlap_examples=leakage.examples)
-        return record, True
-    task_dir = out_dir / "tasks" / encoder_name / task
-    task_dir.mkdir(parents=True, exist_ok=True)
-    ctx = TaskContext(encoder, Path(store_path), device, cfg.seed, task_dir)
-    start = time.perf_counter()
-    metrics = get_task(task).run(ctx, task_cfg)
-    seconds = time.perf_counter() - start
-    if not any(task_dir.iterdir()):
-        task_dir.rmdir()  # the task wrote nothing
-    if encoder_fingerprint(encoder) != fingerprint:
-        raise Pcm3Error(f"task {task!r} changed the weights or buffers of the {encoder_name} encoder; "
-                        "a task must train a copy (the next tasks would see the changed encoder)")
-    record = result_record(task, metrics, config=record_key["config"], seed=cfg.seed, encoder=encoder_name,
-                           data_fingerprint=data, seconds=seconds)
-    record.update(encoder_fingerprint=fingerprint, encoder_source=encoder.source,
-                  split=evaluated_split(task_cfg, store), pretraining_overlap=leakage.label,
-                  overlap_examples=leakage.examples, held_out_classes=held_out_classes(encoder.pretraining))
-    write_result(path, record)
-    return record, False
+    encoders: dict[str, LoadedEncoder]
+    fewshot: dict[str, LoadedEncoder]
+    failures: list[dict[str, Any]]
+    pretrain: dict[str, Any]
+    pictures: tuple[str, LoadedEncoder, Path | None] | None
+    isolate: bool
 
 
-def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[dict[str, Any]]:
-    """Run the bench of ``cfg`` into ``out_dir``; returns the rows written to ``results.json``."""
-    out_dir = Path(out_dir)
-    start = time.perf_counter()
-    from pcm3.engine.runtime import resolve_runtime
-
-    runtime = resolve_runtime(cfg.device)
-    device = runtime.device
-    log(f"[bench] {runtime.describe()}")
-    configs = task_configs(cfg)
-    stores = _Stores.open(cfg, needs_untrimmed=bool(UNTRIMMED_TASKS & set(configs)))
-    if "fewshot" in configs:  # unknown novel classes fail before any pre-training
-        from pcm3.tasks.fewshot import fewshot_store, novel_class_indices
-
-        fewshot = configs["fewshot"]
-        novel_class_indices(fewshot_store(fewshot, stores.trimmed), fewshot.novel_classes)
-    pretrained, fewshot_encoder, pretrain_info = pretrained_encoders(cfg, configs.get("fewshot"), out_dir,
-                                                                     log)
+def _single_plan(cfg: BenchConfig, configs: dict[str, Any], stores: _Stores, out_dir: Path,
+                 log: Log) -> _Plan:
+    pretrained, fewshot_encoder, info = pretrained_encoders(cfg, configs.get("fewshot"), out_dir, log)
     for task_store in (stores.trimmed, stores.untrimmed):
         if task_store is not None:  # before any task runs: an encoder for another layout / input
             check_compatible(pretrained, task_store)
     name = str(pretrained.config.get("method") or "pretrained")
     c, m = store_input_shape(stores.trimmed)
     encoders = {name: pretrained, **reference_encoders(cfg, pretrained, c, m)}
+    return _Plan(encoders, {name: fewshot_encoder} if fewshot_encoder else {}, [], info,
+                 (name, pretrained, None), isolate=False)
 
-    def encoders_of(task: str) -> dict[str, LoadedEncoder]:  # fewshot: its separate pre-training
-        return {**encoders, name: fewshot_encoder} if task == "fewshot" and fewshot_encoder else encoders
 
-    leakage = {(task, e): check_leakage(encoder, task, task_cfg, stores.for_task(task)[1], cfg.allow_overlap)
-               for task, task_cfg in configs.items() for e, encoder in encoders_of(task).items()}
-    rows: list[dict[str, Any]] = []
+def _multi_plan(cfg: BenchConfig, entries: list[Any], configs: dict[str, Any], stores: _Stores, out_dir: Path,
+                log: Log) -> _Plan:
+    def check(encoder: LoadedEncoder) -> None:
+        for task_store in (stores.trimmed, stores.untrimmed):
+            if task_store is not None:
+                check_compatible(encoder, task_store)
+
+    results = entry_encoders(entries, configs.get("fewshot"), cfg.fewshot_pretraining, out_dir, check, log)
+    c, m = store_input_shape(stores.trimmed)
+    encoders = {r.name: r.encoder for r in results if r.encoder is not None}
+    encoders.update(entry_references(results, cfg.references, cfg.seed, c, m))
+    made = [r for r in results if r.encoder is not None]
+    shown = next((r for r in made if r.run_dir is not None), made[0] if made else None)
+    return _Plan(encoders, {r.name: r.fewshot for r in results if r.fewshot is not None},
+                 [failure_row(r.name, "pretrain", r.error, cfg.seed) for r in results if r.error],
+                 {r.name: r.info for r in results},
+                 None if shown is None else (shown.name, shown.encoder, shown.run_dir), isolate=True)
+
+
+def _failure(exc: Exception, what: str, log: Log) -> str:
+    log(f"[bench] {what} FAILED:\n{traceback.format_exc()}")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[dict[str, Any]]:
+    """Run the bench of ``cfg`` into ``out_dir``; returns the rows written to ``results.json``.
+    With ``encoders``, a failing entry or task becomes a row with its ``error`` and the others go
+    on; with one encoder, the first failure stops the bench."""
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    from pcm3.engine.runtime import resolve_runtime
+
+    configs = task_configs(cfg)
+    entries = resolve_entries(cfg.encoders, cfg.data, cfg.device) if cfg.encoders else []
+    runtime = resolve_runtime(cfg.device)
+    device = runtime.device
+    log(f"[bench] {runtime.describe()}")
+    stores = _Stores.open(cfg, needs_untrimmed=bool(UNTRIMMED_TASKS & set(configs)))
+    if "fewshot" in configs:  # unknown novel classes fail before any pre-training
+        from pcm3.tasks.fewshot import fewshot_store, novel_class_indices
+
+        fewshot = configs["fewshot"]
+        novel_class_indices(fewshot_store(fewshot, stores.trimmed), fewshot.novel_classes)
+    plan = (_multi_plan(cfg, entries, configs, stores, out_dir, log) if entries
+            else _single_plan(cfg, configs, stores, out_dir, log))
+
+    def encoders_of(task: str) -> dict[str, LoadedEncoder]:  # fewshot: the separate pre-trainings
+        return {**plan.encoders, **plan.fewshot} if task == "fewshot" else plan.encoders
+
+    leakage, errors = {}, {}
+    for task, task_cfg in configs.items():  # every check before any task runs
+        for e, encoder in encoders_of(task).items():
+            try:
+                leakage[task, e] = check_leakage(encoder, task, task_cfg, stores.for_task(task)[1],
+                                                 cfg.allow_overlap)
+            except Exception as exc:
+                if not plan.isolate:
+                    raise
+                errors[task, e] = _failure(exc, f"{task} on {e}", log)
+    rows: list[dict[str, Any]] = list(plan.failures)
     cached: list[str] = []
     for task, task_cfg in configs.items():
         for encoder_name, encoder in encoders_of(task).items():
-            record, was_cached = run_task(task, task_cfg, encoder_name, encoder, stores, cfg, out_dir, device,
-                                          leakage[task, encoder_name])
-            new = task_rows(encoder_name, task, record["metrics"], record.get("split", "-"), cfg.seed,
-                            record["seconds"], record["pretraining_overlap"],
-                            held_out_classes(encoder.pretraining))
+            try:
+                if (task, encoder_name) in errors:
+                    rows.append(failure_row(encoder_name, task, errors[task, encoder_name], cfg.seed))
+                    continue
+                record, was_cached = run_task(task, task_cfg, encoder_name, encoder, stores, cfg.seed,
+                                              out_dir, device, leakage[task, encoder_name])
+                new = task_rows(encoder_name, task, record["metrics"], record.get("split", "-"), cfg.seed,
+                                record["seconds"], record["pretraining_overlap"],
+                                held_out_classes(encoder.pretraining))
+            except Exception as exc:
+                if not plan.isolate:
+                    raise
+                rows.append(failure_row(encoder_name, task, _failure(exc, f"{task} on {encoder_name}", log),
+                                        cfg.seed))
+                continue
             rows += new
             cached += [f"{encoder_name}/{task}"] if was_cached else []
             shown = ", ".join(f"{r['metric']} {r['value']:.1f}" for r in new[:4])
             log(f"[bench] {task:<10} {encoder_name:<12} {shown}  ({record['seconds']:.1f} s"
                 f"{', cached' if was_cached else ''})")
+    failures = {f"{r['encoder']}/{r['task']}": r["error"] for r in rows if r["error"]}
+    table = None
+    if entries:
+        from pcm3.tasks.bench_comparison import comparison_table
+
+        order = [r.name for r in entries] + list(plan.encoders)
+        rows.sort(key=lambda r: order.index(r["encoder"]))
+        table = comparison_table
     caption = (f"Seed {cfg.seed}; data {stores.trimmed.path} ({stores.trimmed.fingerprint}); values in "
                f"percent where the metric is an accuracy or mAP; {numbers_note(rows)}"
-               + "".join(f"; {note}" for note in [data_notes(rows)] if note) + ".")
-    write_tables(out_dir, rows, caption)
+               + "".join(f"; {note}" for note in [data_notes(rows)] if note)
+               + (f"; {len(failures)} failed: {', '.join(failures)} (the error column)" if failures else "")
+               + ".")
+    write_tables(out_dir, rows, caption, table)
     provenance = {
         "config": to_dict(cfg), "code_version": code_version(), "device": str(device),
         "runtime": runtime.to_dict(),
@@ -294,16 +296,17 @@ def run_bench(cfg: BenchConfig, out_dir: str | Path, log: Log = print) -> list[d
         {"path": str(stores.untrimmed_path), "fingerprint": stores.untrimmed.fingerprint},
         "encoders": {n: {"source": e.source, "fingerprint": encoder_fingerprint(e), "stream": e.stream,
                          "view_frames": e.view_frames}
-                     for n, e in [*encoders.items(), *([(f"{name} (fewshot)", fewshot_encoder)]
-                                                       if fewshot_encoder else [])]},
-        "pretrain": pretrain_info, "tasks": {t: to_dict(c) for t, c in configs.items()},
-        "cached": cached, "seconds": round(time.perf_counter() - start, 1),
+                     for n, e in [*plan.encoders.items(),
+                                  *((f"{n} (fewshot)", e) for n, e in plan.fewshot.items())]},
+        "pretrain": plan.pretrain, "tasks": {t: to_dict(c) for t, c in configs.items()},
+        "failures": failures, "cached": cached, "seconds": round(time.perf_counter() - start, 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_result(out_dir / "provenance.json", provenance)
-    if cfg.pictures:
+    if cfg.pictures and plan.pictures is not None:
         from pcm3.tasks.bench_pictures import draw_pictures
 
-        draw_pictures(out_dir, name, pretrained, stores.trimmed, stores.untrimmed, configs, cfg.seed, device,
-                      log)
+        name, encoder, pretrain_dir = plan.pictures
+        draw_pictures(out_dir, name, encoder, stores.trimmed, stores.untrimmed, configs, cfg.seed, device,
+                      log, pretrain_dir)
     return rows

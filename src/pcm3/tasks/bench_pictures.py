@@ -21,10 +21,13 @@ TIMELINE_SEQUENCES = 6  # sequences drawn in the detection timeline
 
 def draw_pictures(out_dir: Path, name: str, encoder: LoadedEncoder, trimmed: Any, untrimmed: Any,
                   configs: dict[str, Any], seed: int, device: torch.device,
-                  log: Callable[[str], None] = print) -> list[Path]:
+                  log: Callable[[str], None] = print, pretrain_dir: Path | None = None) -> list[Path]:
     """The pictures of the pre-trained encoder ``name`` into ``out_dir/pictures``, from the
-    trimmed store, the untrimmed store (or None) and the finished tasks under
-    ``out_dir/tasks/name``; a picture whose input is missing or unusable is skipped with a note."""
+    trimmed store, the untrimmed store (or None), the finished tasks under ``out_dir/tasks/name``
+    and the training curves of ``pretrain_dir`` (default ``out_dir/pretrain``); a picture whose
+    input is missing or unusable is skipped with a note."""
+    from pcm3.tasks.bench_encoders import slug
+
     folder = out_dir / "pictures"
     probe_cfg = configs.get("linear") or configs.get("knn")
     splits = (getattr(probe_cfg, "train_split", None), getattr(probe_cfg, "test_split", None))
@@ -32,8 +35,8 @@ def draw_pictures(out_dir: Path, name: str, encoder: LoadedEncoder, trimmed: Any
         "t-SNE": lambda: _tsne(encoder, split_pair(trimmed, *splits)[1], device, seed, folder),
         "confusion matrix": lambda: _confusion(encoder, *split_pair(trimmed, *splits), device, seed,
                                                configs.get("linear"), folder),
-        "detection timeline": lambda: _timeline(out_dir / "tasks" / name, untrimmed, configs, folder),
-        "training curves": lambda: _curves(out_dir / "pretrain" / "metrics.jsonl", folder),
+        "detection timeline": lambda: _timeline(out_dir / "tasks" / slug(name), untrimmed, configs, folder),
+        "training curves": lambda: _curves((pretrain_dir or out_dir / "pretrain") / "metrics.jsonl", folder),
     }
     made = []
     for what, draw in drawers.items():

@@ -1,8 +1,11 @@
 """The benchmark's result files: ``results.json`` (a list of rows), ``results.csv`` (the same
-rows) and ``results.md`` (one table: a row per task/metric, a column per encoder).
+rows) and ``results.md`` (one table: a row per task/metric and a column per encoder; with an
+``encoders:`` list, :mod:`pcm3.tasks.bench_comparison`: a row per encoder, a column group per task).
 
 A row is ``{"encoder", "task", "metric", "value", "split", "seed", "seconds",
-"pretraining_overlap", "held_out_classes"}``; ``seconds`` is the wall-clock time of the whole task
+"pretraining_overlap", "held_out_classes", "error"}``; ``error`` is empty, except on the row of a
+failure (metric ``error``, value None, task ``pretrain`` when the encoder itself failed), which
+holds ``"<exception type>: <message>"``; ``seconds`` is the wall-clock time of the whole task
 for that encoder (the same on each of its metric rows); ``pretraining_overlap`` says whether the
 evaluated samples overlap the encoder's pre-training samples (``none``, ``<n> samples (allowed)``,
 ``unchecked: ...``, ``n/a: not pre-trained``); ``held_out_classes`` lists the classes (``; ``
@@ -15,14 +18,15 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pcm3.errors import Pcm3Error
 
 ROW_KEYS = ("encoder", "task", "metric", "value", "split", "seed", "seconds", "pretraining_overlap",
-            "held_out_classes")
+            "held_out_classes", "error")
+ERROR_METRIC = "error"
 OVERLAP_MARK = "!"
 
 
@@ -35,8 +39,14 @@ def task_rows(encoder: str, task: str, metrics: dict[str, Any], split: str, seed
             raise Pcm3Error(f"task {task!r} returned a non-numeric metric {metric!r}: {value!r}")
         rows.append({"encoder": encoder, "task": task, "metric": metric, "value": float(value),
                      "split": split, "seed": seed, "seconds": round(float(seconds), 2),
-                     "pretraining_overlap": overlap, "held_out_classes": "; ".join(held_out)})
+                     "pretraining_overlap": overlap, "held_out_classes": "; ".join(held_out), "error": ""})
     return rows
+
+
+def failure_row(encoder: str, task: str, error: str, seed: int) -> dict[str, Any]:
+    """The row of a failed task (or, with task ``pretrain``, of an encoder that could not be made)."""
+    return {"encoder": encoder, "task": task, "metric": ERROR_METRIC, "value": None, "split": "-",
+            "seed": seed, "seconds": 0.0, "pretraining_overlap": "-", "held_out_classes": "", "error": error}
 
 
 def _overlaps(row: dict[str, Any]) -> bool:
@@ -81,7 +91,9 @@ def _order(values: Sequence[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
-def _number(value: float) -> str:
+def _number(value: float | None) -> str:
+    if value is None:
+        return ERROR_METRIC
     return "nan" if math.isnan(value) else f"{value:.1f}"
 
 
@@ -122,8 +134,10 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join([fmt(header), rule, *(fmt(cells) for cells in body)]) + "\n"
 
 
-def write_tables(out_dir: Path, rows: Sequence[dict[str, Any]], caption: str = "") -> dict[str, Path]:
-    """Write ``results.json``, ``results.csv`` and ``results.md`` into ``out_dir``."""
+def write_tables(out_dir: Path, rows: Sequence[dict[str, Any]], caption: str = "",
+                 table: Callable[[Sequence[dict[str, Any]]], str] | None = None) -> dict[str, Path]:
+    """Write ``results.json``, ``results.csv`` and ``results.md`` (``table`` of the rows, default
+    :func:`markdown_table`) into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "results.json", "csv": out_dir / "results.csv", "md": out_dir / "results.md"}
     clean = [{k: r[k] for k in ROW_KEYS} for r in rows]
@@ -134,17 +148,19 @@ def write_tables(out_dir: Path, rows: Sequence[dict[str, Any]], caption: str = "
         writer.writeheader()
         writer.writerows(clean)
     tmp.replace(paths["csv"])
-    text = markdown_table(clean)
+    text = (table or markdown_table)(clean)
     _atomic_write(paths["md"], text + (f"\n{caption}\n" if caption else ""))
     return paths
 
 
 def read_csv_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a ``results.csv`` with their types back (value/seconds float, seed int)."""
+    """Rows of a ``results.csv`` with their types back (value/seconds float, None for a failure's
+    value; seed int)."""
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     for row in rows:
-        row.update(value=float(row["value"]), seconds=float(row["seconds"]), seed=int(row["seed"]))
+        row.update(value=float(row["value"]) if row["value"] != "" else None, seconds=float(row["seconds"]),
+                   seed=int(row["seed"]))
     return rows
 
 

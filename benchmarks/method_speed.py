@@ -1,0 +1,155 @@
+"""Pre-training speed of every registered method at equal backbone, widths and batch, on this machine.
+
+    .venv/bin/python benchmarks/method_speed.py --size cpu --repeats 5 --write benchmarks/README.md
+    .venv/bin/python benchmarks/method_speed.py --size tiny --repeats 1 --warmup 0     # smoke run
+
+One training step as the trainer runs it (``before_step``, forward under the precision policy,
+backward, optimiser step, ``after_step``: EMA and queue updates) on the same random-walk batch
+``(N, 3, T, 25, 2)`` for each method, on one backbone (default ``transformer``: the one every
+method can use, MAMP needs its token interface). Widths, batch, view length and queue come
+from ``pretrain_speed.py``'s sizes; each method keeps its own default options (its paper's),
+except at ``tiny``, where it takes its ``tiny()`` options. Each method runs in a fresh
+subprocess; the table gives the median step time of ``--repeats`` timed steps after
+``--warmup`` steps, and samples/s = batch / median step. The report names the CPU
+(``machine_blocks.machine``); ``--write`` replaces the block between the ``method-speed``
+markers of the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from machine_blocks import machine
+from pretrain_speed import SIZES, make_config, raw_batch, variant_precision
+
+START, END = "<!-- method-speed:start -->", "<!-- method-speed:end -->"
+
+
+def method_config(size: str, method: str, backbone: str, precision: str):
+    """The pre-training config of ``method`` on ``backbone`` at ``size`` (``tiny``: the method's
+    ``tiny()`` options)."""
+    from pcm3.config import to_dict
+    from pcm3.methods.registry import get_method
+
+    extra = [f"method={method}"]
+    if size == "tiny":
+        tiny = to_dict(get_method(method).options.tiny())
+        extra += [f"{method}.{k}={json.dumps(v)}" for k, v in tiny.items()]
+    return make_config(size, variant_precision(precision), backbone, tuple(extra))
+
+
+def time_method(size: str, method: str, backbone: str, precision: str, repeats: int, warmup: int) -> dict:
+    """Median seconds of one full training step of ``method`` (and the loss terms of the last)."""
+    from pcm3.engine.optim import build_optimizer
+    from pcm3.engine.precision import autocast
+    from pcm3.engine.trainer import step_generator
+    from pcm3.layouts import NTU25
+    from pcm3.methods import build_method
+
+    cfg = method_config(size, method, backbone, precision)
+    torch.manual_seed(0)
+    data, lengths = raw_batch(size)
+    x, lens = torch.from_numpy(data), torch.from_numpy(lengths)
+    model = build_method(cfg, NTU25, 3, 2).train()
+    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    cpu = torch.device("cpu")
+    total = warmup + repeats
+    times, values = [], {}
+    for i in range(total):
+        tick = time.perf_counter()
+        model.before_step(i, total)
+        with autocast(cpu, cfg.precision):
+            losses = model(x, lens, step_generator(cfg.seed, i, 0, cpu))
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
+        model.after_step(i + 1)
+        if i >= warmup:
+            times.append(time.perf_counter() - tick)
+    step = statistics.median(times)
+    return {"method": method, "backbone": backbone, "size": size, "precision": cfg.precision,
+            "batch": cfg.batch_size, "frames": cfg.augment.view_frames, "step_s": step, "times": times,
+            "samples_per_s": cfg.batch_size / step, "losses": values,
+            "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+
+
+def markdown(results: list[dict]) -> str:
+    """One row per method: step time, samples/s, and the speed relative to the fastest."""
+    fastest = max(r["samples_per_s"] for r in results)
+    lines = ["| method | backbone | size | batch | frames | precision | trained parameters | step s (median) "
+             "| samples/s | vs fastest |", "|---|---|---|---:|---:|---|---:|---:|---:|---:|"]
+    for r in sorted(results, key=lambda r: -r["samples_per_s"]):
+        lines.append(f"| {r['method']} | {r['backbone']} | {r['size']} | {r['batch']} | {r['frames']} "
+                     f"| {r['precision']} | {r['parameters']:,} | {r['step_s']:.3f} "
+                     f"| {r['samples_per_s']:.1f} | {r['samples_per_s'] / fastest:.2f}x |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from pcm3.methods.registry import known_methods, load_builtin_methods
+
+    load_builtin_methods()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", default=",".join(known_methods()), help="comma-separated (default: all)")
+    p.add_argument("--backbone", default="transformer", help="one backbone for every method")
+    p.add_argument("--size", default="cpu", choices=list(SIZES))
+    p.add_argument("--precision", default="auto", help="fp32, bf16 or auto (what pcm3 picks here)")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per method (the median is reported)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: the cores this process may use)")
+    p.add_argument("--write", type=Path, help="put the results block into this Markdown file")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.threads <= 0:
+        from pcm3.engine.threads import available_cores
+
+        args.threads = available_cores().cores
+    torch.set_num_threads(args.threads)
+    if args.worker:
+        print(json.dumps(time_method(**json.loads(args.worker))))
+        return
+    m = machine()
+    print(f"machine: {m['capability']}; {m['cores']}", file=sys.stderr, flush=True)
+    load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    results = []
+    for method in args.methods.split(","):
+        job = {"size": args.size, "method": method, "backbone": args.backbone, "precision": args.precision,
+               "repeats": args.repeats, "warmup": args.warmup}
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job),
+                               "--threads", str(args.threads)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"method {method} failed:\n{done.stderr[-4000:]}")
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{method}: step {r['step_s']:.3f} s {r['times']}, {r['samples_per_s']:.1f} samples/s",
+              file=sys.stderr, flush=True)
+        results.append(r)
+    load_after = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    block = "\n".join([
+        START, f"Command: `python benchmarks/method_speed.py {' '.join(sys.argv[1:])}`  ",
+        f"Date: {datetime.datetime.now().isoformat(timespec='minutes')}  ",
+        f"Machine: {m['capability']}; {m['cores']}; torch {m['torch']}, python {m['python']}, "
+        f"torch threads {args.threads}  ",
+        f"Load average (1/5/15 min) before: {load_before}, after: {load_after}  ",
+        f"Steps: {args.repeats} timed after {args.warmup} warm-up, per method in a fresh process  ",
+        "", markdown(results), "", END])
+    print(block)
+    if args.write:
+        text = args.write.read_text() if args.write.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+        if START not in text:
+            text = text.rstrip("\n") + f"\n\n{START}\n{END}\n"
+        head, _, rest = text.partition(START)
+        args.write.write_text(head + block + rest.partition(END)[2])
+
+
+if __name__ == "__main__":
+    main()
