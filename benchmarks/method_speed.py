@@ -40,11 +40,12 @@ def method_config(size: str, method: str, backbone: str, precision: str):
     from pcm3.config import to_dict
     from pcm3.methods.registry import get_method
 
-    extra = [f"method={method}"]
+    extra = []
     if size == "tiny":
         tiny = to_dict(get_method(method).options.tiny())
-        extra += [f"{method}.{k}={json.dumps(v)}" for k, v in tiny.items()]
-    return make_config(size, variant_precision(precision), backbone, tuple(extra))
+        extra += [f"{method}.{k}={json.dumps(v)}" for k, v in tiny.items()
+                  if k not in ("queue_size", "moco")]  # the queue stays the size's, equal for every method
+    return make_config(size, variant_precision(precision), backbone, tuple(extra), method=method)
 
 
 def time_method(size: str, method: str, backbone: str, precision: str, repeats: int, warmup: int) -> dict:

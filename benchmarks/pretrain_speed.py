@@ -69,19 +69,33 @@ def backbone_overrides(size: str, backbone: str) -> tuple[list[str], int]:
     return [f"model.backbone={backbone}"] + [f"model.{backbone}.{k}={v}" for k, v in options.items()], dim
 
 
-def make_config(size: str, precision: str = "fp32", backbone: str = "bigru", extra: tuple[str, ...] = ()):
-    """The step's ``PretrainConfig`` at ``size`` (``extra``: more overrides, applied last)."""
+def queue_override(method: str, size: int) -> list[str]:
+    """The override giving ``method`` a key queue of ``size`` (none for a method without a queue)."""
+    import dataclasses
+
+    from pcm3.methods.registry import get_method
+
+    fields = {f.name for f in dataclasses.fields(get_method(method).options)}
+    if "moco" in fields:  # pcm3, pcm3pp
+        return [f"{method}.moco.queue_size={size}"]
+    return [f"{method}.queue_size={size}"] if "queue_size" in fields else []
+
+
+def make_config(size: str, precision: str = "fp32", backbone: str = "bigru", extra: tuple[str, ...] = (),
+                method: str = "pcm3"):
+    """The step's ``PretrainConfig`` of ``method`` at ``size`` (``extra``: more overrides, applied last)."""
     from pcm3.config import load_config
     from pcm3.engine.config import PretrainConfig
 
     s = SIZES[size]
     model, dim = backbone_overrides(size, backbone)
     prompt = min(s["prompt"], dim // 2 - 1)  # the task prompt must stay below half the feature width
-    overrides = [*model, f"model.projector_hidden={s['projector']}", f"model.neck_hidden={s['neck']}",
+    overrides = [f"method={method}", *model, f"model.projector_hidden={s['projector']}",
+                 f"model.neck_hidden={s['neck']}",
                  f"model.decoder_hidden_size={s['decoder']}", f"model.prompt_length={prompt}",
                  f"batch_size={s['batch']}", f"augment.view_frames={s['frames']}",
                  f"augment.crop_min_frames={s['frames']}", f"augment.mask_segment_frames={s['frames'] // 8}",
-                 f"moco.queue_size={s['queue']}", f"precision={precision}", *extra]
+                 *queue_override(method, s["queue"]), f"precision={precision}", *extra]
     return load_config(PretrainConfig, None, overrides)
 
 

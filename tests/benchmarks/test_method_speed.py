@@ -28,9 +28,11 @@ def test_every_method_gets_the_same_backbone_widths_and_batch():
     methods = ("pcm3", "skeletonclr", "mamp")
     configs = {m: speed.method_config("tiny", m, "transformer", "fp32") for m in methods}
     assert {c.method for c in configs.values()} == {"pcm3", "skeletonclr", "mamp"}
-    shared = {(c.model.backbone, repr(c.model.options), c.batch_size, c.augment.view_frames,
-               c.moco.queue_size) for c in configs.values()}
-    assert shared == {("transformer", repr(configs["pcm3"].model.options), 8, 16, 64)}
+    shared = {(c.model.backbone, repr(c.model.options), c.batch_size, c.augment.view_frames)
+              for c in configs.values()}
+    assert shared == {("transformer", repr(configs["pcm3"].model.options), 8, 16)}
+    options = {m: c.method_options for m, c in configs.items()}
+    assert (options["pcm3"].moco.queue_size, options["skeletonclr"].queue_size) == (64, 64)
     assert set(known_methods()) >= {"pcm3", "pcm3pp", "skeletonclr", "cmd", "mamp"}
 
 
