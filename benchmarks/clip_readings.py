@@ -30,7 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from ablation_pcm3pp import MASK_ON, VIEW  # noqa: E402  (the ablation's PCM3++ row settings)
-from machine_blocks import machine  # noqa: E402
+from machine_blocks import machine, write_marked  # noqa: E402
 
 READINGS = {
     "ours": ["clip.source=query", "clip.path=crop"],
@@ -100,11 +100,7 @@ def main() -> None:
     block = table(args)
     print(block)
     if args.write:
-        text = args.write.read_text()
-        if START not in text:
-            text += f"\n{START}\n{END}\n"
-        head, _, rest = text.partition(START)
-        args.write.write_text(head + block + rest.partition(END)[2])
+        write_marked(args.write, START, END, block)
 
 
 if __name__ == "__main__":

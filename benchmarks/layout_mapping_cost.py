@@ -151,11 +151,9 @@ def main() -> None:
     block = markdown(rows, displacement, kinds, note)
     print(block)
     if args.write:
-        text = args.write.read_text()
-        if START not in text:
-            text += f"\n{START}\n{END}\n"
-        head, _, rest = text.partition(START)
-        args.write.write_text(head + block + rest.partition(END)[2])
+        from machine_blocks import write_marked  # the scripts' folder is on sys.path when run
+
+        write_marked(args.write, START, END, block)
 
 
 if __name__ == "__main__":

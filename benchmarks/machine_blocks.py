@@ -9,6 +9,7 @@ an order of magnitude in bf16. :func:`machine` describes this one (the pcm3 hard
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 
 import torch
 
@@ -53,3 +54,13 @@ def write_block(text: str, block: str, kind: str) -> str:
         return text.rstrip("\n") + "\n\n" + block + "\n"
     cut = text.index("-->", last) + 3
     return text[:cut] + "\n\n" + block + text[cut:]
+
+
+def write_marked(path: Path, start: str, end: str, block: str) -> None:
+    """Replace the text between the markers ``start`` and ``end`` of the Markdown file ``path`` with
+    ``block`` (which carries both markers), adding the markers at the end when absent."""
+    text = path.read_text()
+    if start not in text:
+        text += f"\n{start}\n{end}\n"
+    head, _, rest = text.partition(start)
+    path.write_text(head + block + rest.partition(end)[2])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pcm3.tasks.bench_table import ERROR_METRIC, OVERLAP_MARK, _number, _order, _overlaps
+from pcm3.tasks.bench_table import ERROR_METRIC, OVERLAP_MARK, _number, _order, _overlaps, aligned_markdown
 
 
 def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -41,14 +41,4 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
         if failed:
             cells.append("; ".join(f"{t}: {msg}" for (fe, t), msg in failed.items() if fe == e))
         body.append([c.replace("|", "/").replace("\n", " ") for c in cells])
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    numeric = [False] + [True] * (len(columns) + 1) + ([False] if failed else [])
-
-    def fmt(cells: Sequence[str]) -> str:
-        columns = zip(cells, widths, numeric, strict=True)
-        padded = [c.rjust(w) if right else c.ljust(w) for c, w, right in columns]
-        return "| " + " | ".join(padded) + " |"
-
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if right else "-" * (w + 2)
-                          for w, right in zip(widths, numeric, strict=True)) + "|"
-    return "\n".join([fmt(header), rule, *(fmt(cells) for cells in body)]) + "\n"
+    return aligned_markdown(header, body, [False] + [True] * (len(columns) + 1) + ([False] if failed else []))

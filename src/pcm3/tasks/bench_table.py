@@ -121,12 +121,16 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         cells.append(" / ".join(times) if task != previous_task else "")
         body.append(cells)
         previous_task = task
+    return aligned_markdown(header, body, [False, False] + [True] * (len(header) - 2))
+
+
+def aligned_markdown(header: Sequence[str], body: Sequence[Sequence[str]], numeric: Sequence[bool]) -> str:
+    """A Markdown table with padded columns, ``numeric`` ones right-aligned."""
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
-    numeric = [False, False] + [True] * (len(header) - 2)
 
     def fmt(cells: Sequence[str]) -> str:
         columns = zip(cells, widths, numeric, strict=True)
-        padded = [c.rjust(w) if right else c.ljust(w) for c, w, right in columns]
+        padded = [str(c).rjust(w) if right else str(c).ljust(w) for c, w, right in columns]
         return "| " + " | ".join(padded) + " |"
 
     rule = "|" + "|".join(("-" * (w + 1) + ":") if right else "-" * (w + 2)
