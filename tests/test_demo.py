@@ -22,7 +22,7 @@ from pcm3.tasks.detection_features import FrameFeatureOptions
 from pcm3.tasks.detection_head import load_detection_head, save_detection_head
 
 from .data.pose.fake_pose import FakePose, open_fake_video, write_fake_video
-from .real_data import in_ci
+from .real_data import require_video_extra
 
 CLASSES = ["wave", "clap"]
 
@@ -52,14 +52,9 @@ def gif_frames(path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def astronaut(tmp_path_factory):
-    try:
-        import imageio_ffmpeg  # noqa: F401
-        import mediapipe  # noqa: F401
-        from skimage import data
-    except ImportError as exc:
-        if in_ci():
-            pytest.fail(f"CI must run the video tests: {exc}")
-        pytest.skip(f"the video extra is missing ({exc}): pip install 'pcm3[video]'")
+    require_video_extra()
+    from skimage import data
+
     from pcm3.data.pose.frames import panned_frames, write_video
 
     path = tmp_path_factory.mktemp("video") / "astronaut.mp4"

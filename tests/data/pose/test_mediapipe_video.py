@@ -10,22 +10,12 @@ import pytest
 from pcm3.cli import main
 from pcm3.data import open_store
 
-from ...real_data import in_ci
+from ...real_data import require_video_extra
 
 
 @pytest.fixture(scope="module")
 def video_extra():
-    try:
-        import imageio_ffmpeg  # noqa: F401
-        import mediapipe  # noqa: F401
-        import skimage  # noqa: F401
-    except ImportError as exc:
-        reason = (f"the video extra is missing ({exc}): pip install 'pcm3[video]' (mediapipe 0.10.14, "
-                  "whose wheels stop at Python 3.12; scripts/bootstrap.sh leaves the extra out where "
-                  "pip finds no wheel)")
-        if in_ci():
-            pytest.fail(f"CI must run the video tests: {reason}")
-        pytest.skip(reason)
+    require_video_extra()
 
 
 @pytest.fixture(scope="module")
