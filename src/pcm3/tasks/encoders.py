@@ -110,12 +110,7 @@ def load_encoder(path: str | Path, encoder_format: str = "auto", stream: str | N
     ``encoder_format``: one of ``ENCODER_FORMATS`` (``auto``: recognised from the file's keys);
     ``stream`` (official checkpoints only): the input stream the encoder was trained on, default
     joint; for CMD it also picks the stream's encoder."""
-    from pcm3.models.official_formats import (
-        ENCODER_FORMATS,
-        detect_format,
-        load_official,
-        read_checkpoint_file,
-    )
+    from pcm3.models.official_formats import ENCODER_FORMATS, detect_format, read_checkpoint_file
 
     path = Path(path)
     if encoder_format not in ENCODER_FORMATS:
@@ -139,6 +134,14 @@ def load_encoder(path: str | Path, encoder_format: str = "auto", stream: str | N
         if path.suffix == ".safetensors":
             return _from_safetensors(path)
         return _from_pcm3_checkpoint(path, checkpoint)[0]
+    return _from_official(checkpoint, fmt, path, stream)
+
+
+def _from_official(checkpoint: Any, fmt: str, path: Path, stream: str | None = None) -> LoadedEncoder:
+    """The encoder of the official checkpoint contents ``checkpoint`` of format ``fmt``; its config
+    records the format and the keys it ignored."""
+    from pcm3.models.official_formats import load_official
+
     result = load_official(checkpoint, fmt, str(path), stream or "joint")
     report = {"format": fmt, "loaded": len(result.loaded), "ignored": result.ignored}
     return loaded(result.encoder, str(path), {"method": fmt, "official_checkpoint": report})
@@ -165,8 +168,8 @@ def export_encoder(source: str | Path, out: str | Path, onnx: bool = False) -> P
         fmt = detect_format(state, str(source))
         if fmt == "pcm3":
             enc, provenance = _from_pcm3_checkpoint(source, state)
-        else:
-            enc, provenance = load_encoder(source, fmt), {}
+        else:  # the file is read once
+            enc, provenance = _from_official(state, fmt, source), {}
     if onnx:
         from pcm3.models.onnx_export import export_onnx
 
