@@ -20,9 +20,7 @@ def masked_batch_norm(norm: nn.BatchNorm1d, x: Tensor, valid: Tensor | None) -> 
     if valid is None or not norm.training:
         return norm(x)
     keep = valid.reshape(-1, 1).to(x.dtype)
-    count = keep.sum()
-    if int(count) < 2:
-        raise ValueError(f"masked_batch_norm: need at least 2 valid rows in train mode, got {int(count)}")
+    count = keep.sum()  # a tensor: no host sync on the GPU (every clip has >= 1 valid frame)
     stats_dtype = torch.promote_types(x.dtype, torch.float32)  # bf16/fp16 -> fp32 statistics
     xs, keep = x.to(stats_dtype), keep.to(stats_dtype)
     mean = (xs * keep).sum(dim=0) / count
@@ -35,7 +33,7 @@ def masked_batch_norm(norm: nn.BatchNorm1d, x: Tensor, valid: Tensor | None) -> 
             tracked.add_(1)
             factor = 1.0 / float(tracked) if norm.momentum is None else norm.momentum
             norm.running_mean.data.lerp_(mean.to(norm.running_mean.dtype), factor)
-            unbiased = var * count / (count - 1)
+            unbiased = var * count / (count - 1).clamp(min=1)  # one valid row: the biased variance (0)
             norm.running_var.data.lerp_(unbiased.to(norm.running_var.dtype), factor)
     y = (xs - mean) * torch.rsqrt(var + norm.eps)
     if norm.affine:
