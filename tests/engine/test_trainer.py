@@ -34,6 +34,7 @@ def test_cli_pretrain_writes_the_documented_run_folder(tiny_store_path, tmp_path
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["step"] == 3 and 0.0 <= summary["knn_top1"] <= 1.0
+    assert summary["steps_this_run"] == 3 and summary["seconds"] > 0
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["model"]["bigru"]["hidden_size"] == 16 and cfg["max_steps"] == 3
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -62,7 +63,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_store_path, tmp_path):
         broken.fit()
     resumed = _trainer(tiny_store_path, tmp_path / "cut", "max_steps=5", "checkpoint_every=2")
     assert resumed.resume() and resumed.step == 2
-    resumed.fit()
+    assert resumed.fit()["steps_this_run"] == resumed.total_steps - 2  # this process only
     a, b = full.method.state_dict(), resumed.method.state_dict()
     assert a.keys() == b.keys()
     for key in a:

@@ -274,6 +274,7 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.is_main,
                    desc="pretrain", dynamic_ncols=True, mininterval=1.0)
         tick, seen, steps_run = time.perf_counter(), 0, 0
+        started = tick
         last: dict[str, float] = {}
         while self.step < self.total_steps:
             epoch, skip = divmod(self.step, self.steps_per_epoch)
@@ -307,7 +308,8 @@ class Trainer:
                 self._online_knn()
         bar.close()
         self.save()
-        summary = {"step": self.step, "epochs": self.step / self.steps_per_epoch, "final_losses": last}
+        summary = {"step": self.step, "epochs": self.step / self.steps_per_epoch, "final_losses": last,
+                   "seconds": round(time.perf_counter() - started, 1), "steps_this_run": steps_run}
         if self.budget is not None:
             summary["time_budget"] = self.budget.to_dict()
         knn = self._online_knn()
