@@ -8,6 +8,11 @@ The tuning splits never touch the store's test split:
 
     python benchmarks/tune_small_data.py --store data/builtin --name NAME --config configs/pcm3_quick.yaml \
         [key=value ...]            # results: runs/tune/results.jsonl
+    python benchmarks/tune_small_data.py --store data/nwucla --name NAME \
+        --bench configs/bench_methods_nwucla.yaml --entry skeletonclr/stgcn [key=value ...]
+
+``--bench`` / ``--entry`` take the pre-training config of one entry of a bench's ``encoders:``
+list (its config file, backbone and overrides), then the ``key=value`` overrides.
 
 The linear number here is scikit-learn's logistic regression on standardised features (fast,
 no schedule to tune); the benchmark's ``linear`` task is the SGD protocol of docs/benchmark.md.
@@ -24,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pcm3.config import load_config
+from pcm3.config import apply_overrides, from_dict, load_config, load_yaml, to_dict
 from pcm3.data.store import open_store
 from pcm3.engine.config import PretrainConfig
 from pcm3.engine.pretrain import run_pretraining
@@ -57,6 +62,19 @@ def tuning_store(store_path: Path, out: Path) -> Path:
     return out
 
 
+def entry_config(bench: Path, entry: str | None, store_dir: Path, overrides: list[str]) -> PretrainConfig:
+    """The pre-training config of the bench entry named ``entry``, on ``store_dir``, then ``overrides``."""
+    from pcm3.tasks.bench import BenchConfig
+    from pcm3.tasks.bench_encoders import resolve_entries
+
+    bench_cfg = from_dict(BenchConfig, load_yaml(bench))
+    resolved = {r.name: r for r in resolve_entries(bench_cfg.encoders, str(store_dir), bench_cfg.device)}
+    if entry not in resolved or resolved[entry].pretrain is None:
+        names = ", ".join(n for n, r in resolved.items() if r.pretrain is not None)
+        raise SystemExit(f"--entry {entry!r}: not a pre-training entry of {bench} (entries: {names})")
+    return from_dict(PretrainConfig, apply_overrides(to_dict(resolved[entry].pretrain), overrides))
+
+
 def score(encoder: torch.nn.Module, store, frames: int, stream: str) -> tuple[float, float]:
     """(1-NN top-1, logistic-regression top-1) in percent on ``tune/val``."""
     from sklearn.linear_model import LogisticRegression
@@ -76,13 +94,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--store", type=Path, required=True)
     p.add_argument("--name", required=True)
-    p.add_argument("--config", type=Path, required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", type=Path, help="a pre-training config file")
+    source.add_argument("--bench", type=Path, help="a bench config with encoders: (with --entry)")
+    p.add_argument("--entry", help="the name of the bench's pre-training entry, e.g. pcm3/stgcn")
     p.add_argument("--runs", type=Path, default=Path("runs/tune"))
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
     store_dir = tuning_store(args.store, args.runs / f"{args.store.name}_tune")
-    cfg = load_config(PretrainConfig, args.config, [f"data={store_dir}", "split=tune/train",
-                                                    "eval_split=tune/val", *args.overrides])
+    tuning = [f"data={store_dir}", "split=tune/train", "eval_split=tune/val", *args.overrides]
+    cfg = (entry_config(args.bench, args.entry, store_dir, tuning) if args.bench
+           else load_config(PretrainConfig, args.config, tuning))
     out = args.runs / args.name
     start = time.time()
     run_pretraining(cfg, out, resume="auto")

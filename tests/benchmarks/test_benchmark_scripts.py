@@ -152,3 +152,56 @@ def test_ablation_and_clip_reading_overrides_still_read_on_the_quick_config():
     for name, source, path in (("ours", "query", "crop"), ("paper", "key", "in_place")):
         cfg = load_config(PretrainConfig, quick, [*ablation.MASK_ON, "method=pcm3pp", *readings[name]])
         assert (cfg.method_options.clip.source, cfg.method_options.clip.path) == (source, path)
+
+
+methods_table = _load("methods_table")
+
+
+def test_methods_table_seeds_every_pretraining_and_keeps_checkpoints_and_tasks():
+    bench = {"seed": 0, "tasks": {"linear": {}, "knn": {}, "occlusion": {}},
+             "encoders": [{"method": "pcm3", "overrides": {"epochs": 3}}, {"checkpoint": "a.pt"}]}
+    seeded = methods_table.seeded_bench(bench, 7, ["linear", "knn"])
+    assert seeded["seed"] == 7 and list(seeded["tasks"]) == ["linear", "knn"]
+    assert seeded["encoders"] == [{"method": "pcm3", "overrides": {"epochs": 3, "seed": 7}},
+                                  {"checkpoint": "a.pt"}]
+    assert bench["encoders"][0]["overrides"] == {"epochs": 3}  # the input is not changed
+    with pytest.raises(SystemExit, match="semi"):
+        methods_table.seeded_bench(bench, 1, ["semi"])
+
+
+def _seed_rows(seed, linear, knn, occlusion=None, error=""):
+    row = {"split": "-", "seed": seed, "seconds": 1.0, "error": ""}
+    rows = [{**row, "encoder": "pcm3/bigru", "task": "linear", "metric": "top1", "value": linear},
+            {**row, "encoder": "pcm3/bigru", "task": "knn", "metric": "top1", "value": knn},
+            {**row, "encoder": "raw", "task": "linear", "metric": "top1", "value": 10.0}]
+    if occlusion is not None:
+        rows.append({**row, "encoder": "pcm3/bigru", "task": "occlusion", "metric": "top1_spatial",
+                     "value": occlusion})
+    if error:
+        rows.append({**row, "encoder": "cmd/bigru", "task": "pretrain", "metric": "error", "value": None,
+                     "error": error})
+    return {"rows": rows, "minutes": {"pcm3/bigru": 4.0 + seed}, "provenance": {}}
+
+
+def test_methods_table_is_mean_and_sample_std_over_seeds_and_others_from_the_lowest_seed():
+    seeds = {0: _seed_rows(0, 60.0, 50.0, occlusion=30.0), 1: _seed_rows(1, 62.0, 54.0, occlusion=99.0),
+             2: _seed_rows(2, 64.0, 52.0, error="RuntimeError: boom")}
+    lines = methods_table.table(seeds).splitlines()
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == [
+        "encoder", "linear/top1 (seeds)", "knn/top1 (seeds)", "occlusion/top1_spatial", "pre-training min",
+        "error"]
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+             for line in lines[2:]}
+    assert cells["pcm3/bigru"][1:5] == ["62.0 ± 2.0 (3)", "52.0 ± 2.0 (3)", "30.0", "5.0"]
+    assert cells["raw"][1:3] == ["10.0 ± 0.0 (3)", "-"]
+    assert cells["cmd/bigru"][1] == "-" and "boom" in cells["cmd/bigru"][5]
+
+
+def test_tuning_takes_a_bench_entry_config_then_the_overrides(tmp_path):
+    tune = _load("tune_small_data")
+    bench = Path(__file__).resolve().parents[2] / "configs" / "bench_methods_nwucla.yaml"
+    cfg = tune.entry_config(bench, "skeletonclr/stgcn", tmp_path, ["split=tune/train", "epochs=3"])
+    assert (cfg.method, cfg.model.backbone, cfg.split, cfg.epochs, cfg.data) == (
+        "skeletonclr", "stgcn", "tune/train", 3, str(tmp_path))
+    with pytest.raises(SystemExit, match="skeletonclr/stgcn"):
+        tune.entry_config(bench, "nope/gru", tmp_path, [])
