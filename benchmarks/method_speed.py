@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/method_speed.py --size cpu --repeats 5 --write benchmarks/README.md
     .venv/bin/python benchmarks/method_speed.py --size tiny --repeats 1 --warmup 0     # smoke run
+    .venv/bin/python benchmarks/method_speed.py --size cpu --reference --write benchmarks/README.md
 
 One training step as the trainer runs it (``before_step``, forward under the precision policy,
 backward, optimiser step, ``after_step``: EMA and queue updates) on the same random-walk batch
@@ -13,25 +14,43 @@ subprocess; the table gives the median step time of ``--repeats`` timed steps af
 ``--warmup`` steps, and samples/s = batch / median step. The report names the CPU
 (``machine_blocks.machine``); ``--write`` replaces the block between the ``method-speed``
 markers of the file.
+
+``--reference`` adds a second table: for every method with an official-formulation step
+(``REFERENCES``: PCM3, SkeletonCLR, CMD, MAMP), on that method's paper backbone
+(``PAPER_BACKBONES``), our step vs the reference step at the same configuration, each in a fresh
+process, and the speed-up (our samples/s over the reference's). Both include making the views
+from the raw batch: ours on the tensor path inside the method's forward, the reference sample by
+sample on the host as the official feeders do. The reference runs in fp32 with the same optimiser
+(``build_optimizer(cfg.optim)``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from machine_blocks import machine
 from pretrain_speed import SIZES, make_config, raw_batch, variant_precision
 
 START, END = "<!-- method-speed:start -->", "<!-- method-speed:end -->"
+PAPER_BACKBONES = {"pcm3": "bigru", "skeletonclr": "stgcn", "cmd": "bigru", "mamp": "transformer"}
+REFERENCES = {  # method -> (module in benchmarks/, model class); each module has reference_train_step
+    "pcm3": ("official_reference_step", "OfficialPCM3"),
+    "skeletonclr": ("reference_skeletonclr_step", "OfficialSkeletonCLR"),
+    "cmd": ("reference_cmd_step", "OfficialCMD"),
+    "mamp": ("reference_mamp_step", "OfficialMAMP"),
+}
 
 
 def method_config(size: str, method: str, backbone: str, precision: str):
@@ -84,6 +103,62 @@ def time_method(size: str, method: str, backbone: str, precision: str, repeats: 
             "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
 
+def time_reference(size: str, method: str, repeats: int, warmup: int) -> dict:
+    """Median seconds of one official-formulation step of ``method`` on its paper backbone, at the
+    configuration of :func:`method_config` (per-sample host views included)."""
+    from pcm3.engine.optim import build_optimizer
+    from pcm3.layouts import NTU25
+
+    module_name, model_name = REFERENCES[method]
+    module = importlib.import_module(module_name)
+    backbone = PAPER_BACKBONES[method]
+    cfg = method_config(size, method, backbone, "fp32")
+    torch.manual_seed(0)
+    random.seed(0)
+    data, lengths = raw_batch(size)
+    model = getattr(module, model_name)(cfg, NTU25, 3, 2).train()
+    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    rng = np.random.RandomState(0)
+    times, values = [], {}
+    for i in range(warmup + repeats):
+        tick = time.perf_counter()
+        values = module.reference_train_step(model, optimizer, data, lengths, rng)
+        if i >= warmup:
+            times.append(time.perf_counter() - tick)
+    step = statistics.median(times)
+    return {"method": method, "backbone": backbone, "size": size, "precision": "fp32", "reference": True,
+            "batch": cfg.batch_size, "frames": cfg.augment.view_frames, "step_s": step, "times": times,
+            "samples_per_s": cfg.batch_size / step, "losses": values,
+            "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+
+
+def reference_markdown(pairs: list[tuple[dict, dict]]) -> str:
+    """One row per method on its paper backbone: ours vs the official formulation (``pairs`` of
+    (ours, reference) results) and the speed-up = our samples/s / the reference's."""
+    lines = ["| method | paper backbone | size | batch | frames | ours: precision | ours samples/s "
+             "| reference samples/s (fp32) | speed-up |", "|---|---|---|---:|---:|---|---:|---:|---:|"]
+    for ours, ref in pairs:
+        lines.append(f"| {ours['method']} | {ours['backbone']} | {ours['size']} | {ours['batch']} "
+                     f"| {ours['frames']} | {ours['precision']} | {ours['samples_per_s']:.1f} "
+                     f"| {ref['samples_per_s']:.1f} | {ours['samples_per_s'] / ref['samples_per_s']:.2f}x |")
+    return "\n".join(lines)
+
+
+def run_worker(job: dict, threads: int) -> dict:
+    """``job`` (the arguments of :func:`time_method`, or of :func:`time_reference` with
+    ``"reference": true``) in a fresh process; its result."""
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job),
+                           "--threads", str(threads)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        kind = "reference" if job.get("reference") else "ours"
+        raise SystemExit(f"method {job['method']} ({kind}) failed:\n{done.stderr[-4000:]}")
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    kind = "reference" if r.get("reference") else r["precision"]
+    print(f"{r['method']} on {r['backbone']} ({kind}): step {r['step_s']:.3f} s {r['times']}, "
+          f"{r['samples_per_s']:.1f} samples/s", file=sys.stderr, flush=True)
+    return r
+
+
 def markdown(results: list[dict]) -> str:
     """One row per method: step time, samples/s, and the speed relative to the fastest."""
     fastest = max(r["samples_per_s"] for r in results)
@@ -108,6 +183,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed steps per method (the median is reported)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the cores this process may use)")
+    p.add_argument("--reference", action="store_true",
+                   help="also time the official-formulation step of each method on its paper backbone")
+    p.add_argument("--ref-repeats", type=int, default=2, help="timed reference steps per method")
     p.add_argument("--write", type=Path, help="put the results block into this Markdown file")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -117,23 +195,33 @@ def main() -> None:
         args.threads = available_cores().cores
     torch.set_num_threads(args.threads)
     if args.worker:
-        print(json.dumps(time_method(**json.loads(args.worker))))
+        job = json.loads(args.worker)
+        if job.pop("reference", False):
+            print(json.dumps(time_reference(**job)))
+        else:
+            print(json.dumps(time_method(**job)))
         return
     m = machine()
     print(f"machine: {m['capability']}; {m['cores']}", file=sys.stderr, flush=True)
     load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    results = []
-    for method in args.methods.split(","):
-        job = {"size": args.size, "method": method, "backbone": args.backbone, "precision": args.precision,
-               "repeats": args.repeats, "warmup": args.warmup}
-        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job),
-                               "--threads", str(args.threads)], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"method {method} failed:\n{done.stderr[-4000:]}")
-        r = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{method}: step {r['step_s']:.3f} s {r['times']}, {r['samples_per_s']:.1f} samples/s",
-              file=sys.stderr, flush=True)
-        results.append(r)
+    methods = args.methods.split(",")
+    results = [run_worker({"size": args.size, "method": method, "backbone": args.backbone,
+                           "precision": args.precision, "repeats": args.repeats, "warmup": args.warmup},
+                          args.threads) for method in methods]
+    pairs = []
+    for method in (name for name in methods if args.reference and name in REFERENCES):
+        backbone = PAPER_BACKBONES[method]
+        ours = next((r for r in results if r["method"] == method and r["backbone"] == backbone), None)
+        job = {"size": args.size, "method": method, "warmup": args.warmup}
+        ours = ours or run_worker({**job, "backbone": backbone, "precision": args.precision,
+                                   "repeats": args.repeats}, args.threads)
+        reference = run_worker({**job, "reference": True, "repeats": args.ref_repeats}, args.threads)
+        pairs.append((ours, reference))
+    without = [name for name in methods if name not in REFERENCES]
+    title = "Ours vs the official formulation (`--reference`), each method on its paper backbone:"
+    comparison = ["", title, "", reference_markdown(pairs)] if pairs else []
+    if pairs and without:
+        comparison.append(f"\nNo official-formulation step written for: {', '.join(without)}.")
     load_after = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     block = "\n".join([
         START, f"Command: `python benchmarks/method_speed.py {' '.join(sys.argv[1:])}`  ",
@@ -141,8 +229,9 @@ def main() -> None:
         f"Machine: {m['capability']}; {m['cores']}; torch {m['torch']}, python {m['python']}, "
         f"torch threads {args.threads}  ",
         f"Load average (1/5/15 min) before: {load_before}, after: {load_after}  ",
-        f"Steps: {args.repeats} timed after {args.warmup} warm-up, per method in a fresh process  ",
-        "", markdown(results), "", END])
+        f"Steps: {args.repeats} timed after {args.warmup} warm-up, per method in a fresh process"
+        + (f" (reference: {args.ref_repeats} timed)" if args.reference else "") + "  ",
+        "", markdown(results), *comparison, "", END])
     print(block)
     if args.write:
         text = args.write.read_text() if args.write.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
