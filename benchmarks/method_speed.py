@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/method_speed.py --size cpu --repeats 5 --write benchmarks/README.md
     .venv/bin/python benchmarks/method_speed.py --size tiny --repeats 1 --warmup 0     # smoke run
-    .venv/bin/python benchmarks/method_speed.py --size cpu --reference --write benchmarks/README.md
+    .venv/bin/python benchmarks/method_speed.py --size cpu --methods pcm3,skeletonclr,cmd,mamp \
+        --backbone default --reference --write benchmarks/README.md --marker method-speed-reference
 
 One training step as the trainer runs it (``before_step``, forward under the precision policy,
 backward, optimiser step, ``after_step``: EMA and queue updates) on the same random-walk batch
@@ -12,8 +13,9 @@ from ``pretrain_speed.py``'s sizes; each method keeps its own default options (i
 except at ``tiny``, where it takes its ``tiny()`` options. Each method runs in a fresh
 subprocess; the table gives the median step time of ``--repeats`` timed steps after
 ``--warmup`` steps, and samples/s = batch / median step. The report names the CPU
-(``machine_blocks.machine``); ``--write`` replaces the block between the ``method-speed``
-markers of the file.
+(``machine_blocks.machine``); ``--write`` replaces the block between the ``--marker`` comments
+(default ``method-speed``) of the file. ``--backbone default`` runs each method on its own
+registered backbone (its paper's) instead of one shared backbone.
 
 ``--reference`` adds a second table: for every method with an official-formulation step
 (``REFERENCES``: PCM3, SkeletonCLR, CMD, MAMP), on that method's paper backbone
@@ -40,10 +42,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine_blocks import machine
+from machine_blocks import machine, write_marked
 from pretrain_speed import SIZES, make_config, raw_batch, variant_precision
 
-START, END = "<!-- method-speed:start -->", "<!-- method-speed:end -->"
 PAPER_BACKBONES = {"pcm3": "bigru", "skeletonclr": "stgcn", "cmd": "bigru", "mamp": "transformer"}
 REFERENCES = {  # method -> (module in benchmarks/, model class); each module has reference_train_step
     "pcm3": ("official_reference_step", "OfficialPCM3"),
@@ -144,6 +145,13 @@ def reference_markdown(pairs: list[tuple[dict, dict]]) -> str:
     return "\n".join(lines)
 
 
+def backbone_of(method: str, backbone: str) -> str:
+    """``backbone``, or with ``default`` the method's registered default (its paper's)."""
+    from pcm3.methods.registry import get_method
+
+    return get_method(method).default_backbone if backbone == "default" else backbone
+
+
 def run_worker(job: dict, threads: int) -> dict:
     """``job`` (the arguments of :func:`time_method`, or of :func:`time_reference` with
     ``"reference": true``) in a fresh process; its result."""
@@ -177,7 +185,8 @@ def main() -> None:
     load_builtin_methods()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default=",".join(known_methods()), help="comma-separated (default: all)")
-    p.add_argument("--backbone", default="transformer", help="one backbone for every method")
+    p.add_argument("--backbone", default="transformer",
+                   help="one backbone for every method, or 'default': each method's own (its paper's)")
     p.add_argument("--size", default="cpu", choices=list(SIZES))
     p.add_argument("--precision", default="auto", help="fp32, bf16 or auto (what pcm3 picks here)")
     p.add_argument("--repeats", type=int, default=5, help="timed steps per method (the median is reported)")
@@ -187,6 +196,8 @@ def main() -> None:
                    help="also time the official-formulation step of each method on its paper backbone")
     p.add_argument("--ref-repeats", type=int, default=2, help="timed reference steps per method")
     p.add_argument("--write", type=Path, help="put the results block into this Markdown file")
+    p.add_argument("--marker", default="method-speed",
+                   help="the block's markers in --write: <!-- MARKER:start --> ... <!-- MARKER:end -->")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads <= 0:
@@ -205,9 +216,9 @@ def main() -> None:
     print(f"machine: {m['capability']}; {m['cores']}", file=sys.stderr, flush=True)
     load_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     methods = args.methods.split(",")
-    results = [run_worker({"size": args.size, "method": method, "backbone": args.backbone,
-                           "precision": args.precision, "repeats": args.repeats, "warmup": args.warmup},
-                          args.threads) for method in methods]
+    job = {"size": args.size, "precision": args.precision, "repeats": args.repeats, "warmup": args.warmup}
+    results = [run_worker({**job, "method": m, "backbone": backbone_of(m, args.backbone)}, args.threads)
+               for m in methods]
     pairs = []
     for method in (name for name in methods if args.reference and name in REFERENCES):
         backbone = PAPER_BACKBONES[method]
@@ -223,22 +234,19 @@ def main() -> None:
     if pairs and without:
         comparison.append(f"\nNo official-formulation step written for: {', '.join(without)}.")
     load_after = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    start, end = f"<!-- {args.marker}:start -->", f"<!-- {args.marker}:end -->"
     block = "\n".join([
-        START, f"Command: `python benchmarks/method_speed.py {' '.join(sys.argv[1:])}`  ",
+        start, f"Command: `python benchmarks/method_speed.py {' '.join(sys.argv[1:])}`  ",
         f"Date: {datetime.datetime.now().isoformat(timespec='minutes')}  ",
         f"Machine: {m['capability']}; {m['cores']}; torch {m['torch']}, python {m['python']}, "
         f"torch threads {args.threads}  ",
         f"Load average (1/5/15 min) before: {load_before}, after: {load_after}  ",
         f"Steps: {args.repeats} timed after {args.warmup} warm-up, per method in a fresh process"
         + (f" (reference: {args.ref_repeats} timed)" if args.reference else "") + "  ",
-        "", markdown(results), *comparison, "", END])
+        "", markdown(results), *comparison, "", end])
     print(block)
     if args.write:
-        text = args.write.read_text() if args.write.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
-        if START not in text:
-            text = text.rstrip("\n") + f"\n\n{START}\n{END}\n"
-        head, _, rest = text.partition(START)
-        args.write.write_text(head + block + rest.partition(END)[2])
+        write_marked(args.write, start, end, block)
 
 
 if __name__ == "__main__":
