@@ -13,11 +13,11 @@ and ``seed: S`` in every pre-training entry's overrides (an entry's pre-training
 seed), optionally keeping only ``--tasks``, then runs ``pcm3 bench`` on it in a subprocess
 (a rerun reuses finished entries and resumes an interrupted one). Seeds may run side by side.
 
-``table`` reads every ``<out>/seed*/results.json``: linear and 1-NN top-1 (``--repeated``) as
-mean +- std over the seeds that have them, every metric of the other tasks from the lowest such
-seed, and each entry's pre-training minutes (mean over seeds, from the runs' ``summary.json``:
-the wall-clock of the process that finished the run). The caption names the seeds, data
-fingerprint, code version and CPU.
+``table`` reads every ``<out>/seed*/results.json``: linear and 1-NN top-1 as mean +- std over
+the seeds that have them (their other metrics stay in each seed's ``results.md``), every metric
+of the other tasks from the lowest seed that has it, and each entry's pre-training minutes (mean
+over seeds, from the runs' ``summary.json``: the wall-clock of the process that finished the
+run). The caption names the seeds, data fingerprint, code version and CPU.
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ def table(seeds: dict, repeated: tuple[str, ...] = REPEATED) -> str:
                 errors.setdefault(r["encoder"], f"{r['task']} (seed {seed}): {r['error'][:80]}")
                 continue
             values.setdefault((r["encoder"], f"{r['task']}/{r['metric']}"), {})[seed] = r["value"]
-    others = sorted({m for (_, m) in values if m not in repeated and not m.endswith("_std")})
+    repeated_tasks = {m.split("/")[0] for m in repeated}  # their other metrics: each seed's results.md
+    others = sorted({m for (_, m) in values
+                     if m.split("/")[0] not in repeated_tasks and not m.endswith("_std")})
     header = ["encoder", *(f"{m} (seeds)" for m in repeated), *others, "pre-training min", "error"]
     body = []
     for enc in order:

@@ -173,7 +173,8 @@ def _seed_rows(seed, linear, knn, occlusion=None, error=""):
     row = {"split": "-", "seed": seed, "seconds": 1.0, "error": ""}
     rows = [{**row, "encoder": "pcm3/bigru", "task": "linear", "metric": "top1", "value": linear},
             {**row, "encoder": "pcm3/bigru", "task": "knn", "metric": "top1", "value": knn},
-            {**row, "encoder": "raw", "task": "linear", "metric": "top1", "value": 10.0}]
+            {**row, "encoder": "raw", "task": "linear", "metric": "top1", "value": 10.0},
+            {**row, "encoder": "raw", "task": "linear", "metric": "top5", "value": 90.0}]
     if occlusion is not None:
         rows.append({**row, "encoder": "pcm3/bigru", "task": "occlusion", "metric": "top1_spatial",
                      "value": occlusion})
