@@ -94,6 +94,18 @@ class ReferenceMAMPEncoder(nn.Module):
 
 
 @torch.no_grad()
+def copy_block_weights(reference_blocks: nn.ModuleList, our_blocks: nn.ModuleList) -> None:
+    """Our ``TransformerBlock`` weights (``pcm3.models.transformer_block``) into reference blocks."""
+    for theirs, mine in zip(reference_blocks, our_blocks, strict=True):
+        theirs.norm1.load_state_dict(mine.norm1.state_dict())
+        theirs.attn.qkv.load_state_dict(mine.qkv.state_dict())
+        theirs.attn.proj.load_state_dict(mine.proj.state_dict())
+        theirs.norm2.load_state_dict(mine.norm2.state_dict())
+        theirs.mlp[0].load_state_dict(mine.fc1.state_dict())
+        theirs.mlp[2].load_state_dict(mine.fc2.state_dict())
+
+
+@torch.no_grad()
 def copy_weights_from(reference: ReferenceMAMPEncoder, ours: nn.Module) -> None:
     """Load our ``SkeletonTransformer``'s weights (``pcm3.models.transformer``) into ``reference``."""
     dim, _ = ours.patch_embed.weight.shape
@@ -101,11 +113,5 @@ def copy_weights_from(reference: ReferenceMAMPEncoder, ours: nn.Module) -> None:
     reference.proj.bias.copy_(ours.patch_embed.bias)
     reference.pos_embed.copy_(ours.joint_embed.view(reference.pos_embed.shape))
     reference.temp_embed.copy_(ours.time_embed[: reference.temp_embed.shape[1]].unsqueeze(0).unsqueeze(2))
-    for theirs, mine in zip(reference.blocks, ours.blocks, strict=True):
-        theirs.norm1.load_state_dict(mine.norm1.state_dict())
-        theirs.attn.qkv.load_state_dict(mine.qkv.state_dict())
-        theirs.attn.proj.load_state_dict(mine.proj.state_dict())
-        theirs.norm2.load_state_dict(mine.norm2.state_dict())
-        theirs.mlp[0].load_state_dict(mine.fc1.state_dict())
-        theirs.mlp[2].load_state_dict(mine.fc2.state_dict())
+    copy_block_weights(reference.blocks, ours.blocks)
     reference.norm.load_state_dict(ours.norm.state_dict())

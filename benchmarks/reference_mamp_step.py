@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from reference_mamp_encoder import ReferenceBlock, ReferenceMAMPEncoder
+from reference_mamp_encoder import ReferenceBlock, ReferenceMAMPEncoder, copy_block_weights
 from reference_mamp_encoder import copy_weights_from as copy_encoder_weights
 from torch import Tensor, nn
 
@@ -193,12 +193,6 @@ def copy_weights_from(reference: OfficialMAMP, ours: nn.Module) -> None:
     reference.mask_token.copy_(dec.mask_token)
     reference.decoder_temp_embed.copy_(dec.time_embed.view(reference.decoder_temp_embed.shape))
     reference.decoder_pos_embed.copy_(dec.joint_embed.view(reference.decoder_pos_embed.shape))
-    for theirs, mine in zip(reference.decoder_blocks, dec.blocks, strict=True):
-        theirs.norm1.load_state_dict(mine.norm1.state_dict())
-        theirs.attn.qkv.load_state_dict(mine.qkv.state_dict())
-        theirs.attn.proj.load_state_dict(mine.proj.state_dict())
-        theirs.norm2.load_state_dict(mine.norm2.state_dict())
-        theirs.mlp[0].load_state_dict(mine.fc1.state_dict())
-        theirs.mlp[2].load_state_dict(mine.fc2.state_dict())
+    copy_block_weights(reference.decoder_blocks, dec.blocks)
     reference.decoder_norm.load_state_dict(dec.norm.state_dict())
     reference.decoder_pred.load_state_dict(dec.predict.state_dict())
