@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from pcm3.config import load_config
 from pcm3.engine.config import PretrainConfig
+from pcm3.errors import ConfigError
 from pcm3.methods import build_method
 from pcm3.methods.cmd import MODALITIES
 from pcm3.methods.cmd_losses import cmd_losses
@@ -64,6 +66,12 @@ def test_cmd_losses_match_the_official_formulas():
     want = sum(_kl_reference(queries[b].tolist(), keys[a].tolist(), queues[b].tolist(), queues[a].tolist(),
                              0.1, 0.05, 4) for a in mods for b in mods if a != b)
     assert abs(float(got["cmd"]) - want) < 1e-9
+    every = cmd_losses(queries, keys, queues, 0.07, 0.1, 0.05, topk=6)  # k = K: the whole queue
+    want = sum(_kl_reference(queries[b].tolist(), keys[a].tolist(), queues[b].tolist(), queues[a].tolist(),
+                             0.1, 0.05, 6) for a in mods for b in mods if a != b)
+    assert abs(float(every["cmd"]) - want) < 1e-9
+    with pytest.raises(ConfigError, match="topk"):
+        cmd_losses(queries, keys, queues, 0.07, 0.1, 0.05, topk=7)
 
 
 def test_three_branches_train_and_fill_their_own_queues():
