@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from ..benchmark_scripts import load_benchmark
 
-
-def _load(name: str):
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling reference modules
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-speed = _load("backbone_speed")
+speed = load_benchmark("backbone_speed")
 
 
 @pytest.mark.parametrize(("backbone", "workload"), [("stgcn", "full"), ("transformer", "full"),

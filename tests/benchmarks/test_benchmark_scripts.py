@@ -1,25 +1,14 @@
 """The pure parts of the benchmark scripts: mode specs, table arithmetic, seed aggregation."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from ..benchmark_scripts import BENCHMARKS, load_benchmark
 
-
-def _load(name: str):
-    sys.path.insert(0, str(BENCHMARKS))  # the scripts import their siblings
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-speed = _load("detection_speed")
-ablation = _load("ablation_pcm3pp")
+speed = load_benchmark("detection_speed")
+ablation = load_benchmark("ablation_pcm3pp")
 
 
 def test_mode_specs_map_to_detection_options():
@@ -59,8 +48,8 @@ def test_ablation_aggregate_is_mean_and_sample_std(tmp_path):
     assert next(line for line in table if line.startswith("| + clip")).endswith("|  |  |  | 0 |")
 
 
-pretrain_speed = _load("pretrain_speed")
-machine_blocks = _load("machine_blocks")
+pretrain_speed = load_benchmark("pretrain_speed")
+machine_blocks = load_benchmark("machine_blocks")
 
 
 def test_cpu_kind_names_what_decides_the_step_speed():
@@ -96,7 +85,7 @@ def test_auto_variant_runs_the_precision_the_policy_picks(monkeypatch):
     assert pretrain_speed.variant_precision("reference") == "fp32"
     assert pretrain_speed.variant_precision("bf16") == "bf16"
     assert "auto" in pretrain_speed.VARIANTS
-pkummd = _load("detection_pkummd")
+pkummd = load_benchmark("detection_pkummd")
 
 
 def test_pkummd_benchmark_scores_one_run_under_every_metric():
@@ -148,13 +137,13 @@ def test_ablation_and_clip_reading_overrides_still_read_on_the_quick_config():
     assert not rows["pairs"].method_options.loss.semantic_guidance
     assert rows["clip"].method == "pcm3pp" and rows["clip"].method_options.loss.reconstruction == 40.0
     assert rows["clip"].method_options.moco.queue_size == 256  # the quick config's, read as PCM3++'s base
-    readings = _load("clip_readings").READINGS
+    readings = load_benchmark("clip_readings").READINGS
     for name, source, path in (("ours", "query", "crop"), ("paper", "key", "in_place")):
         cfg = load_config(PretrainConfig, quick, [*ablation.MASK_ON, "method=pcm3pp", *readings[name]])
         assert (cfg.method_options.clip.source, cfg.method_options.clip.path) == (source, path)
 
 
-methods_table = _load("methods_table")
+methods_table = load_benchmark("methods_table")
 
 
 def test_methods_table_seeds_every_pretraining_and_keeps_checkpoints_and_tasks():
@@ -199,7 +188,7 @@ def test_methods_table_is_mean_and_sample_std_over_seeds_and_others_from_the_low
 
 
 def test_tuning_takes_a_bench_entry_config_then_the_overrides(tmp_path):
-    tune = _load("tune_small_data")
+    tune = load_benchmark("tune_small_data")
     bench = Path(__file__).resolve().parents[2] / "configs" / "bench_methods_nwucla.yaml"
     cfg = tune.entry_config(bench, "skeletonclr/stgcn", tmp_path, ["split=tune/train", "epochs=3"])
     assert (cfg.method, cfg.model.backbone, cfg.split, cfg.epochs, cfg.data) == (

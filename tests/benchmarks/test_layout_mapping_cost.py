@@ -1,19 +1,14 @@
 """The pure parts of benchmarks/layout_mapping_cost.py: the round trip, joint displacement, table."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from pcm3.data import Converted, Sample
 from pcm3.layouts import KINECT_V1_20
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-_spec = importlib.util.spec_from_file_location("layout_mapping_cost", BENCHMARKS / "layout_mapping_cost.py")
-cost = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cost)
+from ..benchmark_scripts import load_benchmark
+
+cost = load_benchmark("layout_mapping_cost")
 
 
 def _kinect(n: int = 3) -> Converted:

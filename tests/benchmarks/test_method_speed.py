@@ -3,24 +3,13 @@ and the table's arithmetic."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from ..benchmark_scripts import BENCHMARKS, load_benchmark
 
-
-def _load(name: str):
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its siblings
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-speed = _load("method_speed")
+speed = load_benchmark("method_speed")
 
 
 def test_every_method_gets_the_same_backbone_widths_and_batch():

@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -15,19 +11,10 @@ from pcm3.layouts import COCO17, KINECT_V1_20, NTU25
 from pcm3.models import STGCN, SkeletonTransformer
 from pcm3.models.graph import component_centres, spatial_partition_adjacency
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from ..benchmark_scripts import load_benchmark
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-ref_stgcn = _load("reference_stgcn")
-ref_mamp = _load("reference_mamp_encoder")
+ref_stgcn = load_benchmark("reference_stgcn")
+ref_mamp = load_benchmark("reference_mamp_encoder")
 
 
 def _perturbed(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -3,10 +3,6 @@ each runs on a tiny config with our loss terms, and with our weights and views g
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -15,9 +11,9 @@ from pcm3.layouts import NTU25
 from pcm3.methods import build_method
 from pcm3.methods.registry import load_builtin_methods
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))  # the reference modules import their siblings
-speed = importlib.import_module("method_speed")
+from ..benchmark_scripts import load_benchmark
+
+speed = load_benchmark("method_speed")
 METHODS = ("skeletonclr", "cmd", "mamp")
 load_builtin_methods()
 
@@ -30,7 +26,7 @@ def _config(method: str):
 
 
 def _reference(method: str):
-    return importlib.import_module(speed.REFERENCES[method][0])
+    return load_benchmark(speed.REFERENCES[method][0])
 
 
 def _raw_batch(n: int = 6, t_max: int = 30):

@@ -1,10 +1,7 @@
 """The official-formulation reference step of ``benchmarks/pretrain_speed.py``: it runs, gives the
 same named loss terms as our PCM3 step, and its frame-by-frame encoder is our BiGRUEncoder."""
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,21 +13,10 @@ from pcm3.layouts import NTU25
 from pcm3.methods import build_method
 from pcm3.models import BiGRUEncoder, load_official_encoder, load_official_projector
 
+from ..benchmark_scripts import load_benchmark
 from ..conftest import HANDS8, TINY_MODEL
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load_reference():
-    spec = importlib.util.spec_from_file_location("official_reference_step",
-                                                  BENCHMARKS / "official_reference_step.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-ref = _load_reference()
+ref = load_benchmark("official_reference_step")
 
 
 def _cfg():

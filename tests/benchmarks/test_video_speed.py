@@ -1,15 +1,11 @@
 """The pure part of benchmarks/video_speed.py: its results block."""
 
 import argparse
-import importlib.util
-import sys
 from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-_spec = importlib.util.spec_from_file_location("video_speed", BENCHMARKS / "video_speed.py")
-speed = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(speed)
+from ..benchmark_scripts import load_benchmark
+
+speed = load_benchmark("video_speed")
 
 
 def test_results_block_names_the_setting_and_every_backbone():

@@ -10,8 +10,6 @@ MAMP's patch embedding ``proj`` -> ``joints_embed.proj`` and MLP ``mlp.0 / mlp.2
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -20,22 +18,13 @@ from torch import nn
 
 from pcm3.layouts import NTU25
 
+from ..benchmark_scripts import load_benchmark
 from .conftest import OfficialBIGRU, OfficialMoCo
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 NTU_ROOT = next(j for j in range(NTU25.num_joints) if NTU25.parents[j] == j)  # spine shoulder (21)
 
-
-def bench_module(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-ref_stgcn = bench_module("reference_stgcn")
-ref_mamp = bench_module("reference_mamp_encoder")
+ref_stgcn = load_benchmark("reference_stgcn")
+ref_mamp = load_benchmark("reference_mamp_encoder")
 
 
 def perturbed(model: nn.Module, seed: int = 0) -> nn.Module:
