@@ -58,8 +58,9 @@ def write_block(text: str, block: str, kind: str) -> str:
 
 def write_marked(path: Path, start: str, end: str, block: str) -> None:
     """Replace the text between the markers ``start`` and ``end`` of the Markdown file ``path`` with
-    ``block`` (which carries both markers), adding the markers at the end when absent."""
-    text = path.read_text()
+    ``block`` (which carries both markers), adding the markers at the end when absent (and the
+    file when it does not exist)."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
     if start not in text:
         text += f"\n{start}\n{end}\n"
     head, _, rest = text.partition(start)

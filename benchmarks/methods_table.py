@@ -10,7 +10,7 @@ table of mean +- std.
 
 ``run`` writes ``<out>/seed<S>/bench.yaml``: the bench config with ``seed: S`` (the tasks' seed)
 and ``seed: S`` in every pre-training entry's overrides (an entry's pre-training has its own
-seed), optionally keeping only ``--tasks``, then runs ``pcm3 bench`` on it in a subprocess
+seed), without pictures, optionally keeping only ``--tasks``, then runs ``pcm3 bench`` on it in a subprocess
 (a rerun reuses finished entries and resumes an interrupted one). Seeds may run side by side.
 
 ``table`` reads every ``<out>/seed*/results.json``: linear and 1-NN top-1 as mean +- std over

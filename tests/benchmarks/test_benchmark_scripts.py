@@ -195,3 +195,13 @@ def test_tuning_takes_a_bench_entry_config_then_the_overrides(tmp_path):
         "skeletonclr", "stgcn", "tune/train", 3, str(tmp_path))
     with pytest.raises(SystemExit, match="skeletonclr/stgcn"):
         tune.entry_config(bench, "nope/gru", tmp_path, [])
+
+
+def test_write_marked_replaces_only_its_block_and_creates_a_missing_file(tmp_path):
+    path, start, end = tmp_path / "README.md", "<!-- a:start -->", "<!-- a:end -->"
+    machine_blocks.write_marked(path, start, end, f"{start}\none\n{end}")
+    path.write_text(path.read_text() + "tail\n")
+    machine_blocks.write_marked(path, start, end, f"{start}\ntwo\n{end}")
+    text = path.read_text()
+    assert text.startswith("# Benchmarks\n") and "two" in text and "one" not in text
+    assert text.endswith("tail\n")
